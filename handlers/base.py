@@ -1,0 +1,193 @@
+"""Shared base for batched transformer text classifiers served by TorchServe.
+
+TorchServe calls :meth:`handle` with one row per HTTP request of a dynamic batch and expects a
+list of the same length back. Every request is parsed on its own; a bad one fails its own slot
+with a 4xx JSON error while the texts of all good ones go through the model together:
+length-sorted, split into micro-batches, padded only to the longest text of each micro-batch.
+
+Subclasses implement :meth:`postprocess` (logits to result dictionaries), like the
+``preprocess`` / ``_forward`` / ``postprocess`` split of Hugging Face pipelines.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from handlers.inputs import Limits, ParsedRequest, RequestError, parse_request
+
+logger = logging.getLogger(__name__)
+
+# Where build_mar.sh puts the HF-format model directory inside the archive.
+MODEL_SUBDIR = "model"
+
+DEFAULT_SETTINGS = {
+    "max_texts_per_request": 64,
+    "max_text_chars": 20_000,
+    "max_length": 128,
+    "inference_batch_size": 32,
+    "threads": 0,
+}
+
+
+@dataclass
+class Encoded:
+    """Tokenizer features of each text, unpadded, and whether each was cut to ``max_length``."""
+
+    features: list[dict[str, list[int]]]
+    truncated: list[bool]
+
+
+def find_header(context: Any, idx: int, name: str) -> str | None:
+    headers = context.get_all_request_header(idx) or {}
+    for key, value in headers.items():
+        if key.lower() == name.lower():
+            return value
+    return None
+
+
+def auto_threads(workers: int) -> int:
+    """Intra-op threads per worker so that workers x threads never exceeds the cores."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+class TextClassifierHandler:
+    """TorchServe handler for an HF-format sequence classifier shipped inside the archive."""
+
+    def __init__(self) -> None:
+        self.initialized = False
+
+    # ----- loading -------------------------------------------------------------------------
+
+    def initialize(self, context: Any) -> None:
+        model_config = context.model_yaml_config or {}
+        self.settings = {**DEFAULT_SETTINGS, **model_config.get("handler", {})}
+        threads = int(self.settings["threads"]) or auto_threads(model_config.get("minWorkers", 1))
+        torch.set_num_threads(threads)
+        self.load(Path(context.system_properties["model_dir"]) / MODEL_SUBDIR)
+        manifest_model = context.manifest["model"]
+        self.model_info = {
+            "name": manifest_model["modelName"],
+            "version": manifest_model.get("modelVersion", "1.0"),
+        }
+        logger.info("Loaded %s with %d intra-op threads", self.model_info, threads)
+        self.initialized = True
+
+    def load(self, model_dir: Path) -> None:
+        """Load tokenizer and model from a local HF-format directory, never from a hub."""
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            model_dir, local_files_only=True
+        ).eval()
+        self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+        model_max = self.tokenizer.model_max_length
+        self.max_length = min(int(self.settings["max_length"]), model_max)
+        self.limits = Limits(
+            max_texts=int(self.settings["max_texts_per_request"]),
+            max_text_chars=int(self.settings["max_text_chars"]),
+        )
+
+    # ----- TorchServe entry point ----------------------------------------------------------
+
+    def handle(self, data: list[dict[str, Any]], context: Any) -> list[Any]:
+        requests: list[ParsedRequest | RequestError] = []
+        for idx, row in enumerate(data):
+            try:
+                content_type = find_header(context, idx, "Content-Type")
+                requests.append(parse_request(row, content_type, self.limits))
+            except RequestError as error:
+                requests.append(error)
+
+        answers = self.answer_all(requests)
+        responses = []
+        for idx, answer in enumerate(answers):
+            context.set_response_content_type(idx, "application/json")
+            context.set_response_header(idx, "X-Batch-Size", str(len(data)))
+            if isinstance(answer, RequestError):
+                context.set_response_status(answer.status, answer.message, idx)
+                answer = answer.to_json()
+            responses.append(answer)
+        return responses
+
+    def answer_all(
+        self, requests: list[ParsedRequest | RequestError]
+    ) -> list[dict[str, Any] | RequestError]:
+        """Answer every valid request in one pass; if that pass fails, isolate the culprit."""
+        texts = [text for r in requests if isinstance(r, ParsedRequest) for text in r.texts]
+        try:
+            results = iter(self.predict(texts))
+            return [
+                self.assemble(r, [next(results) for _ in r.texts])
+                if isinstance(r, ParsedRequest)
+                else r
+                for r in requests
+            ]
+        except Exception:
+            logger.exception("Batched inference failed; answering requests one by one")
+            return [self.answer_alone(r) if isinstance(r, ParsedRequest) else r for r in requests]
+
+    def answer_alone(self, request: ParsedRequest) -> dict[str, Any] | RequestError:
+        try:
+            return self.assemble(request, self.predict(request.texts))
+        except Exception as error:
+            logger.exception("Inference failed for one request")
+            return RequestError(500, "InferenceError", f"Inference failed: {error}")
+
+    def assemble(self, request: ParsedRequest, results: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"results": results} if request.is_list else results[0]
+
+    # ----- inference pipeline ---------------------------------------------------------------
+
+    def predict(self, texts: list[str]) -> list[dict[str, Any]]:
+        """Texts in, one result dictionary per text out, in the same order."""
+        if not texts:
+            return []
+        encoded = self.preprocess(texts)
+        logits = self._forward(encoded)
+        results = self.postprocess(logits)
+        for result, truncated in zip(results, encoded.truncated, strict=True):
+            result["truncated"] = truncated
+            result["model"] = self.model_info
+        return results
+
+    def preprocess(self, texts: list[str]) -> Encoded:
+        encoding = self.tokenizer(
+            texts,
+            truncation=True,
+            max_length=self.max_length,
+            return_overflowing_tokens=True,
+        )
+        # Overflow rows repeat their text's index; the first row of each text is what we keep.
+        features: list[dict[str, list[int]]] = [{} for _ in texts]
+        truncated = [False] * len(texts)
+        names = [name for name in encoding if name != "overflow_to_sample_mapping"]
+        for row, index in enumerate(encoding["overflow_to_sample_mapping"]):
+            if features[index]:
+                truncated[index] = True
+            else:
+                features[index] = {name: encoding[name][row] for name in names}
+        return Encoded(features, truncated)
+
+    def _forward(self, encoded: Encoded) -> torch.Tensor:
+        """Logits for every text; micro-batches of similar length keep padding small."""
+        lengths = [len(row["input_ids"]) for row in encoded.features]
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        size = int(self.settings["inference_batch_size"])
+        logits = torch.empty(len(order), len(self.labels))
+        with torch.inference_mode():
+            for start in range(0, len(order), size):
+                index = order[start : start + size]
+                batch = self.tokenizer.pad(
+                    [encoded.features[i] for i in index], return_tensors="pt"
+                )
+                logits[index] = self.model(**batch).logits.float()
+        return logits
+
+    def postprocess(self, logits: torch.Tensor) -> list[dict[str, Any]]:
+        raise NotImplementedError

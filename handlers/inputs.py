@@ -1,0 +1,125 @@
+"""Request parsing shared by every handler: one TorchServe request row in, a list of texts out.
+
+Accepted bodies: JSON ``{"text": "..."}`` (one result), JSON ``{"texts": [...]}`` (a list of
+results in input order), or a plain-text body (one result). Anything else raises
+:class:`RequestError`, which the handler turns into a 4xx answer for that request alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# Fields a client may send beside the texts; "key" is the A/B experiment key.
+OPTIONAL_FIELDS = frozenset({"key"})
+
+
+class RequestError(Exception):
+    """A client error that fails one request of a batch, never the batch."""
+
+    def __init__(self, status: int, error_type: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": {"status": self.status, "type": self.error_type, "message": self.message}}
+
+
+def invalid(message: str) -> RequestError:
+    return RequestError(400, "InvalidInput", message)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_texts: int
+    max_text_chars: int
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    texts: list[str]
+    is_list: bool  # {"texts": [...]} answers {"results": [...]}; anything else one result
+    key: str | None = None
+
+
+def request_body(row: dict[str, Any]) -> Any:
+    """The payload of a TorchServe request row (raw body, or the single form field)."""
+    for name in ("body", "data"):
+        if row.get(name) is not None:
+            return row[name]
+    if len(row) == 1:
+        return next(iter(row.values()))
+    raise invalid("The request has no body.")
+
+
+def decode_body(body: Any, content_type: str | None) -> Any:
+    """Turn the raw payload into a JSON value or a plain string."""
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise invalid(f"The body is not valid UTF-8 (byte {error.start}).") from None
+    if not isinstance(body, str):
+        return body  # TorchServe already decoded an application/json body
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    looks_like_json = body.lstrip()[:1] in ("{", "[")
+    if media_type == "application/json" or (not media_type.startswith("text/") and looks_like_json):
+        try:
+            return json.loads(body)
+        except json.JSONDecodeError as error:
+            raise invalid(f"Malformed JSON: {error.msg} at position {error.pos}.") from None
+    return body
+
+
+def _checked_text(text: Any, where: str, limits: Limits) -> str:
+    if not isinstance(text, str):
+        raise invalid(f"{where} must be a string, got {type(text).__name__}.")
+    if not text.strip():
+        raise invalid(f"{where} is empty.")
+    if len(text) > limits.max_text_chars:
+        raise RequestError(
+            413,
+            "TextTooLong",
+            f"{where} has {len(text)} characters; the limit is {limits.max_text_chars}.",
+        )
+    return text
+
+
+def parse_payload(payload: Any, limits: Limits) -> ParsedRequest:
+    """Validate a decoded body against the request contract."""
+    if isinstance(payload, str):
+        return ParsedRequest([_checked_text(payload, "The text", limits)], is_list=False)
+    if not isinstance(payload, dict):
+        raise invalid(
+            f'Expected a JSON object with "text" or "texts", got {type(payload).__name__}.'
+        )
+    unknown = set(payload) - {"text", "texts"} - OPTIONAL_FIELDS
+    if unknown:
+        raise invalid(f'Unknown field(s) {sorted(unknown)}; send "text" or "texts".')
+    key = payload.get("key")
+    if key is not None and not isinstance(key, str):
+        raise invalid(f'"key" must be a string, got {type(key).__name__}.')
+    if ("text" in payload) == ("texts" in payload):
+        raise invalid('Send exactly one of "text" or "texts".')
+    if "text" in payload:
+        return ParsedRequest([_checked_text(payload["text"], '"text"', limits)], False, key)
+    texts = payload["texts"]
+    if not isinstance(texts, list):
+        raise invalid(f'"texts" must be a list of strings, got {type(texts).__name__}.')
+    if not texts:
+        raise invalid('"texts" is empty.')
+    if len(texts) > limits.max_texts:
+        raise RequestError(
+            413,
+            "TooManyTexts",
+            f'"texts" has {len(texts)} items; the limit is {limits.max_texts} per request.',
+        )
+    checked = [_checked_text(text, f'"texts"[{i}]', limits) for i, text in enumerate(texts)]
+    return ParsedRequest(checked, True, key)
+
+
+def parse_request(row: dict[str, Any], content_type: str | None, limits: Limits) -> ParsedRequest:
+    return parse_payload(decode_body(request_body(row), content_type), limits)

@@ -1,0 +1,169 @@
+"""A small HTTP client for the bundle's TorchServe, and a command line to send texts.
+
+    python -m scripts.client "I loved this place" "Terrible service"
+    python -m scripts.client --model sentiment --version 2.0 "Great food"
+
+Reads the keys TorchServe wrote to ``key_file.json`` (token authorization stays on) and
+renews an expired inference or management key with the API key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+DEFAULT_RUN_DIR = Path(__file__).resolve().parent.parent / ".torchserve"
+
+
+class ServerError(Exception):
+    """A non-2xx answer, with TorchServe's or the handler's JSON error body."""
+
+    def __init__(self, status: int, body: Any):
+        super().__init__(f"HTTP {status}: {body}")
+        self.status = status
+        self.body = body
+
+
+class ReviewClient:
+    def __init__(
+        self,
+        inference_url: str = "http://127.0.0.1:8080",
+        management_url: str = "http://127.0.0.1:8081",
+        key_file: Path = DEFAULT_RUN_DIR / "key_file.json",
+        timeout: float = 60.0,
+    ):
+        self.inference_url = inference_url.rstrip("/")
+        self.management_url = management_url.rstrip("/")
+        self.key_file = Path(key_file)
+        self.http = httpx.Client(timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> ReviewClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----- auth -----------------------------------------------------------------------------
+
+    def key(self, kind: str) -> str:
+        """``kind`` is "inference", "management" or "API"."""
+        return json.loads(self.key_file.read_text())[kind]["key"]
+
+    def renew_key(self, kind: str) -> None:
+        response = self.http.post(
+            f"{self.management_url}/token",
+            params={"type": kind},
+            headers={"Authorization": f"Bearer {self.key('API')}"},
+        )
+        raise_for_status(response)
+
+    def request(self, kind: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """Send with the right bearer key; if TorchServe refuses it, renew it once and retry."""
+        headers = kwargs.pop("headers", {})
+        response = self.http.request(
+            method, url, headers={**headers, "Authorization": f"Bearer {self.key(kind)}"}, **kwargs
+        )
+        if is_token_refusal(response):
+            self.renew_key(kind)
+            response = self.http.request(
+                method,
+                url,
+                headers={**headers, "Authorization": f"Bearer {self.key(kind)}"},
+                **kwargs,
+            )
+        return response
+
+    # ----- inference ------------------------------------------------------------------------
+
+    def predict_url(self, model: str, version: str | None = None) -> str:
+        suffix = f"/{version}" if version else ""
+        return f"{self.inference_url}/predictions/{model}{suffix}"
+
+    def predict(
+        self, model: str, texts: str | list[str], version: str | None = None
+    ) -> dict[str, Any]:
+        """One text gives one result; a list gives ``{"results": [...]}`` in input order."""
+        payload = {"text": texts} if isinstance(texts, str) else {"texts": texts}
+        response = self.request("inference", "POST", self.predict_url(model, version), json=payload)
+        return raise_for_status(response)
+
+    def ping(self) -> dict[str, Any]:
+        return raise_for_status(self.request("inference", "GET", f"{self.inference_url}/ping"))
+
+    # ----- management -----------------------------------------------------------------------
+
+    def list_models(self) -> dict[str, Any]:
+        return raise_for_status(self.request("management", "GET", f"{self.management_url}/models"))
+
+    def describe(self, model: str, version: str | None = None) -> list[dict[str, Any]]:
+        suffix = f"/{version}" if version else ""
+        url = f"{self.management_url}/models/{model}{suffix}"
+        return raise_for_status(self.request("management", "GET", url))
+
+    def register(self, archive: str, initial_workers: int = 1) -> dict[str, Any]:
+        """Register an archive from the model store and wait until its workers are up."""
+        params = {"url": archive, "initial_workers": initial_workers, "synchronous": "true"}
+        url = f"{self.management_url}/models"
+        return raise_for_status(self.request("management", "POST", url, params=params))
+
+    def unregister(self, model: str, version: str) -> dict[str, Any]:
+        url = f"{self.management_url}/models/{model}/{version}"
+        return raise_for_status(self.request("management", "DELETE", url))
+
+    def set_default(self, model: str, version: str) -> dict[str, Any]:
+        url = f"{self.management_url}/models/{model}/{version}/set-default"
+        return raise_for_status(self.request("management", "PUT", url))
+
+    def ready_workers(self, model: str) -> int:
+        return sum(
+            worker.get("status") == "READY"
+            for version in self.describe(model)
+            for worker in version.get("workers", [])
+        )
+
+
+def is_token_refusal(response: httpx.Response) -> bool:
+    """TorchServe 0.12 refuses a missing, wrong or expired key with 400 and this message."""
+    return response.status_code in (400, 401) and "Token Authorization failed" in response.text
+
+
+def raise_for_status(response: httpx.Response) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text
+    if response.status_code >= 400:
+        raise ServerError(response.status_code, body)
+    return body
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Send texts to a model of the local server.")
+    parser.add_argument("texts", nargs="+")
+    parser.add_argument("--model", default="sentiment")
+    parser.add_argument("--version")
+    parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
+    parser.add_argument("--inference-url", default="http://127.0.0.1:8080")
+    parser.add_argument("--management-url", default="http://127.0.0.1:8081")
+    args = parser.parse_args()
+    client = ReviewClient(args.inference_url, args.management_url, args.run_dir / "key_file.json")
+    with client:
+        try:
+            texts = args.texts[0] if len(args.texts) == 1 else args.texts
+            print(json.dumps(client.predict(args.model, texts, args.version), indent=2))
+        except ServerError as error:
+            print(json.dumps(error.body, indent=2), file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Start, stop and inspect the local TorchServe of this bundle.
+
+python -m scripts.server start [--config config.properties] [--run-dir .torchserve]
+python -m scripts.server status
+python -m scripts.server stop
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from scripts.client import ServerError
+from scripts.torchserve import REPO, LocalTorchServe, StartupError
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Manage the local TorchServe instance.")
+    parser.add_argument("command", choices=["start", "stop", "status"])
+    parser.add_argument("--config", type=Path, default=REPO / "config.properties")
+    parser.add_argument("--run-dir", type=Path, default=REPO / ".torchserve")
+    parser.add_argument("--model-store", type=Path, default=REPO / "model_store")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for models")
+    args = parser.parse_args()
+    server = LocalTorchServe(args.config, args.run_dir, args.model_store)
+
+    if args.command == "stop":
+        server.stop()
+        print("TorchServe stopped.")
+        return 0
+    if args.command == "status":
+        if server.pid() is None:
+            print("TorchServe is not running.")
+            return 1
+        try:
+            with server.client(timeout=10) as client:
+                for model in client.list_models()["models"]:
+                    for version in client.describe(model["modelName"], "all"):
+                        workers = [w["status"] for w in version["workers"]]
+                        print(f"{version['modelName']} {version['modelVersion']}: {workers}")
+        except ServerError as error:
+            print(json.dumps(error.body), file=sys.stderr)
+            return 1
+        return 0
+
+    if server.pid() is not None:
+        print(f"TorchServe already runs (pid {server.pid()}).")
+        return 0
+    started = time.monotonic()
+    print(f"Starting TorchServe (logs in {server.log_dir}) ...", flush=True)
+    try:
+        server.start()
+        models = server.wait_until_ready(timeout=args.timeout)
+    except StartupError as error:
+        print(f"TorchServe did not come up:\n{error}", file=sys.stderr)
+        server.stop()
+        return 1
+    print(f"Ready in {time.monotonic() - started:.1f} s: {', '.join(models)} answer.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""Start, watch and stop one local TorchServe instance.
+
+One instance per run directory: TorchServe is started *in* that directory (so its
+``key_file.json`` and ``logs/`` land there) with ``TMPDIR`` pointing inside it (TorchServe keeps
+its PID file in ``TMPDIR``, which allows one instance per ``TMPDIR``). ``torchserve --start``
+exits 0 even when Java dies at once, and ``/ping`` says Healthy before any worker can answer,
+so readiness means: every expected model has a READY worker and answers a real prediction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from scripts.client import ReviewClient, ServerError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    properties = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            properties[key.strip()] = value.strip()
+    return properties
+
+
+def write_properties(path: Path, properties: dict[str, str]) -> None:
+    path.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
+
+
+def port_of(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
+
+
+class StartupError(RuntimeError):
+    pass
+
+
+@dataclass
+class LocalTorchServe:
+    """A TorchServe instance living in ``run_dir`` and configured by ``config_file``."""
+
+    config_file: Path
+    run_dir: Path
+    model_store: Path = field(default_factory=lambda: REPO / "model_store")
+
+    def __post_init__(self) -> None:
+        self.config_file = self.config_file.resolve()
+        self.run_dir = self.run_dir.resolve()
+        self.model_store = self.model_store.resolve()
+        self.properties = read_properties(self.config_file)
+
+    # ----- paths ----------------------------------------------------------------------------
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.run_dir / "tmp"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.tmp_dir / ".model_server.pid"
+
+    @property
+    def key_file(self) -> Path:
+        return self.run_dir / "key_file.json"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+    def client(self, timeout: float = 60.0) -> ReviewClient:
+        return ReviewClient(
+            inference_url=self.properties["inference_address"],
+            management_url=self.properties["management_address"],
+            key_file=self.key_file,
+            timeout=timeout,
+        )
+
+    @property
+    def metrics_url(self) -> str:
+        return self.properties["metrics_address"]
+
+    # ----- lifecycle --------------------------------------------------------------------
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            os.kill(pid, 0)
+            return pid
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["TMPDIR"] = str(self.tmp_dir)
+        # TorchServe unpacks archives under java.io.tmpdir; keep them per instance too.
+        env["JAVA_TOOL_OPTIONS"] = f"-Djava.io.tmpdir={self.tmp_dir}"
+        env.setdefault("HF_HUB_OFFLINE", "1")
+        env.setdefault("TRANSFORMERS_OFFLINE", "1")
+        # TorchServe starts workers with the Python it finds first on PATH.
+        env["PATH"] = f"{Path(shutil.which('python') or 'python').parent}:{env['PATH']}"
+        return env
+
+    def start(self) -> None:
+        if self.pid():
+            raise StartupError(f"TorchServe already runs from {self.run_dir} (pid {self.pid()})")
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.key_file.unlink(missing_ok=True)
+        command = [
+            "torchserve",
+            "--start",
+            "--ts-config",
+            str(self.config_file),
+            "--model-store",
+            str(self.model_store),
+            # config.properties is the source of truth: no snapshot is written or restored.
+            "--ncs",
+        ]
+        # Java inherits the launcher's output streams: send them to a file, not to our caller.
+        with (self.run_dir / "torchserve.out").open("ab") as out:
+            subprocess.run(
+                command,
+                cwd=self.run_dir,
+                env=self.environment(),
+                check=True,
+                stdout=out,
+                stderr=out,
+            )
+
+    def stop(self, timeout: float = 30.0) -> None:
+        pid = self.pid()
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.pid():
+            time.sleep(0.2)
+        if self.pid():
+            os.kill(pid, signal.SIGKILL)
+        self.kill_workers()
+        self.pid_file.unlink(missing_ok=True)
+
+    def kill_workers(self) -> None:
+        """Python workers outlive a killed frontend; end the ones this instance started."""
+        marker = str(self.tmp_dir)
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                environ = (proc / "environ").read_bytes()
+            except OSError:
+                continue
+            if f"TMPDIR={marker}".encode() in environ.split(b"\0"):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(proc.name), signal.SIGKILL)
+
+    def log_tail(self, lines: int = 40) -> str:
+        parts = []
+        for name in ("ts_log.log", "model_log.log"):
+            path = self.log_dir / name
+            if path.exists():
+                tail = path.read_text(errors="replace").splitlines()[-lines:]
+                parts.append(f"--- {path} (last {len(tail)} lines)\n" + "\n".join(tail))
+        return "\n".join(parts) or f"(no logs in {self.log_dir})"
+
+    def wait_until_ready(
+        self, models: list[str] | None = None, timeout: float = 180.0, sample_text: str = "ready?"
+    ) -> list[str]:
+        """Block until every model (default: all registered) answers a real prediction."""
+        deadline = time.monotonic() + timeout
+        pending = list(models) if models is not None else None
+        while pending is None or pending:
+            if self.pid() is None:
+                raise StartupError(f"TorchServe is not running.\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise StartupError(
+                    f"Models {pending} not ready after {timeout:.0f} s.\n{self.log_tail()}"
+                )
+            try:
+                client = self.client(timeout=10)
+                if pending is None:
+                    pending = [m["modelName"] for m in client.list_models()["models"]]
+                    models = list(pending)
+                    continue
+                if client.ready_workers(pending[0]) > 0:
+                    client.predict(pending[0], sample_text)
+                    pending.pop(0)
+                    continue
+            except (httpx.HTTPError, ServerError, FileNotFoundError, json.JSONDecodeError):
+                pass
+            time.sleep(0.3)
+        return models

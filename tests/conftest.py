@@ -1,0 +1,134 @@
+"""Fixtures: small models built in seconds, and real TorchServe instances on free loopback ports."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scripts.torchserve import REPO, LocalTorchServe, read_properties, write_properties
+from tests.tiny_models import build_tiny_classifier
+
+# Fast batching for tests: a long delay makes concurrent requests share a batch for certain.
+TEST_MODEL_CONFIG = """\
+minWorkers: 1
+maxWorkers: 1
+batchSize: 8
+maxBatchDelay: 300
+responseTimeout: 30
+handler:
+  max_texts_per_request: 8
+  max_text_chars: 2000
+  max_length: 32
+  inference_batch_size: 4
+"""
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def build_mar(
+    name: str, version: str, model_dir: Path, handler: str, store: Path, **options: str
+) -> Path:
+    command = [
+        str(REPO / "build_mar.sh"),
+        "--name",
+        name,
+        "--version",
+        version,
+        "--model-dir",
+        str(model_dir),
+        "--handler",
+        handler,
+        "--export-path",
+        str(store),
+    ]
+    for option, value in options.items():
+        command += [f"--{option.replace('_', '-')}", value]
+    subprocess.run(command, check=True, capture_output=True)
+    return store / f"{options.get('archive_name', name)}.mar"
+
+
+def start_server(
+    run_dir: Path, model_store: Path, load_models: str, **overrides: str
+) -> LocalTorchServe:
+    """A TorchServe with the repo's config.properties, on free loopback ports."""
+    inference, management, metrics, grpc_inference, grpc_management = free_ports(5)
+    properties = read_properties(REPO / "config.properties")
+    properties.update(
+        inference_address=f"http://127.0.0.1:{inference}",
+        management_address=f"http://127.0.0.1:{management}",
+        metrics_address=f"http://127.0.0.1:{metrics}",
+        grpc_inference_port=str(grpc_inference),
+        grpc_management_port=str(grpc_management),
+        model_store=str(model_store),
+        load_models=load_models,
+        **overrides,
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_properties(run_dir / "config.properties", properties)
+    server = LocalTorchServe(run_dir / "config.properties", run_dir, model_store)
+    server.start()
+    try:
+        server.wait_until_ready(timeout=180)
+    except Exception:
+        server.stop()
+        raise
+    return server
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_classifier(tmp_path_factory.mktemp("tiny") / "sentiment")
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """sentiment 1.0 and 2.0 (different weights), packed by build_mar.sh with a test config."""
+    store = tmp_path_factory.mktemp("store")
+    config = store.parent / "test-model-config.yaml"
+    config.write_text(TEST_MODEL_CONFIG)
+    version_two = build_tiny_classifier(tmp_path_factory.mktemp("tiny2") / "sentiment", seed=1)
+    build_mar("sentiment", "1.0", tiny_model_dir, "sentiment", store, config=str(config))
+    build_mar(
+        "sentiment",
+        "2.0",
+        version_two,
+        "sentiment",
+        store,
+        config=str(config),
+        archive_name="sentiment-2.0",
+    )
+    return store
+
+
+@pytest.fixture(scope="session")
+def tiny_server(
+    tmp_path_factory: pytest.TempPathFactory, tiny_store: Path
+) -> Iterator[LocalTorchServe]:
+    server = start_server(tmp_path_factory.mktemp("ts-tiny"), tiny_store, "sentiment.mar")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTorchServe]:
+    """The default models from model_store/, as scripts/prepare_models.sh built them."""
+    store = REPO / "model_store"
+    load_models = read_properties(REPO / "config.properties")["load_models"]
+    missing = [m for m in load_models.split(",") if not (store / m).exists()]
+    if missing:
+        pytest.fail(f"{missing} not in model_store/: run scripts/prepare_models.sh first")
+    server = start_server(tmp_path_factory.mktemp("ts-real"), store, load_models)
+    yield server
+    server.stop()

@@ -1,0 +1,108 @@
+"""Handler logic called in-process on a small real model, with TorchServe's own Context."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from ts.context import Context, RequestProcessor
+
+from handlers.sentiment import SentimentHandler
+
+HANDLER_SETTINGS = {
+    "max_texts_per_request": 8,
+    "max_text_chars": 400,
+    "max_length": 16,
+    "inference_batch_size": 3,
+}
+
+
+@pytest.fixture(scope="module")
+def handler(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> SentimentHandler:
+    archive_dir = tmp_path_factory.mktemp("unpacked")
+    shutil.copytree(tiny_model_dir, archive_dir / "model")
+    manifest = {"model": {"modelName": "sentiment", "modelVersion": "3.1"}}
+    context = Context(
+        "sentiment",
+        str(archive_dir),
+        manifest,
+        8,
+        None,
+        "0.12.0",
+        model_yaml_config={"minWorkers": 1, "handler": HANDLER_SETTINGS},
+    )
+    handler = SentimentHandler()
+    handler.initialize(context)
+    handler.context = context
+    return handler
+
+
+def call(handler: SentimentHandler, rows: list[dict], content_type: str = "application/json"):
+    context = handler.context
+    context.request_processor = [RequestProcessor({"Content-Type": content_type}) for _ in rows]
+    responses = handler.handle(rows, context)
+    statuses = [context.get_response_status(i)[0] for i in range(len(rows))]
+    return responses, statuses
+
+
+def test_result_contract(handler):
+    (result,), statuses = call(handler, [{"body": {"text": "the food was great"}}])
+    assert statuses == [200]
+    assert result["label"] in ("negative", "positive")
+    assert result["score"] == max(result["scores"].values())
+    assert sum(result["scores"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert result["model"] == {"name": "sentiment", "version": "3.1"}
+    assert result["truncated"] is False
+
+
+def test_bad_request_fails_only_its_slot(handler):
+    rows = [{"body": {"text": "good"}}, {"body": b"{broken"}, {"body": {"texts": ["a", "b"]}}]
+    responses, statuses = call(handler, rows)
+    assert statuses == [200, 400, 200]
+    assert responses[1]["error"]["type"] == "InvalidInput"
+    assert len(responses[2]["results"]) == 2
+
+
+def test_batching_and_length_sorting_keep_each_text_its_own_answer(handler):
+    texts = ["short", "a much longer sentence about the service and the food " * 2, "ok", "hm"]
+    (batched,), _ = call(handler, [{"body": {"texts": texts}}])
+    alone = [call(handler, [{"body": {"text": t}}])[0][0] for t in texts]
+    for together, single in zip(batched["results"], alone, strict=True):
+        assert together["scores"] == pytest.approx(single["scores"], abs=1e-4)
+
+
+def test_long_text_is_truncated_and_reported(handler):
+    (result,), statuses = call(handler, [{"body": {"text": "food " * 60}}])
+    assert statuses == [200]
+    assert result["truncated"] is True
+
+
+def test_limits_come_from_model_config(handler):
+    rows = [{"body": {"texts": ["a"] * 9}}, {"body": {"text": "x" * 401}}]
+    responses, statuses = call(handler, rows)
+    assert statuses == [413, 413]
+    assert [r["error"]["type"] for r in responses] == ["TooManyTexts", "TextTooLong"]
+
+
+def test_inference_failure_is_isolated_to_the_failing_request(handler, monkeypatch):
+    forward = handler._forward
+    poison = handler.tokenizer.convert_tokens_to_ids("service")
+    assert poison != handler.tokenizer.unk_token_id
+
+    def fail_on_poison(encoded):
+        ids = [row["input_ids"] for row in encoded.features]
+        if any(poison in row for row in ids):
+            raise RuntimeError("poisoned batch")
+        return forward(encoded)
+
+    monkeypatch.setattr(handler, "_forward", fail_on_poison)
+    rows = [{"body": {"text": "the food"}}, {"body": {"text": "the service"}}]
+    responses, statuses = call(handler, rows)
+    assert statuses == [200, 500]
+    assert responses[1]["error"]["type"] == "InferenceError"
+
+
+def test_threads_follow_config(handler):
+    assert torch.get_num_threads() >= 1

@@ -1,0 +1,49 @@
+"""The offline default sentiment model, served with the repo's own config and archive."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+pytestmark = pytest.mark.real_model
+
+
+@pytest.fixture(scope="module")
+def client(real_server):
+    with real_server.client() as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("I loved this place, the food was great", "positive"),
+        ("Terrible service, cold food, never again", "negative"),
+        ("The staff were friendly and the dessert was delicious.", "positive"),
+        ("The battery died after two days and support never answered.", "negative"),
+        ("Worst pizza I have ever had.", "negative"),
+        ("Highly recommended, we will definitely come back!", "positive"),
+    ],
+)
+def test_obvious_sentiment(client, text, label):
+    result = client.predict("sentiment", text)
+    assert result["label"] == label
+    assert result["score"] > 0.8
+    assert result["model"] == {"name": "sentiment", "version": "1.0"}
+
+
+def test_default_config_batches_concurrent_clients(client):
+    """With the shipped model-config.yaml, requests that queue up share a forward pass."""
+    texts = [f"Review number {i}: the food was good but the wait was long." for i in range(64)]
+
+    def send(text: str) -> int:
+        response = client.request(
+            "inference", "POST", client.predict_url("sentiment"), json={"text": text}
+        )
+        assert response.status_code == 200
+        return int(response.headers["x-batch-size"])
+
+    with ThreadPoolExecutor(16) as pool:
+        batch_sizes = list(pool.map(send, texts))
+    assert max(batch_sizes) > 1, batch_sizes

@@ -1,0 +1,40 @@
+"""Pure helpers of the sentiment training script."""
+
+from __future__ import annotations
+
+import random
+
+import torch
+
+from scripts.datasets import Example
+from scripts.train_sentiment import fit_temperature, length_bucketed_batches, split_dev
+
+
+def test_dev_split_is_stratified_disjoint_and_seeded():
+    examples = [Example(f"t{i}", i % 2, f"src{i % 3}") for i in range(600)]
+    train, dev = split_dev(examples, 0.1, seed=1)
+    assert len(dev) == 60 and len(train) == 540
+    assert not {e.text for e in train} & {e.text for e in dev}
+    for source in ("src0", "src1", "src2"):
+        for label in (0, 1):
+            assert sum(e.source == source and e.label == label for e in dev) == 10
+    assert split_dev(examples, 0.1, seed=1)[1] == dev
+
+
+def test_length_buckets_cover_every_example_once():
+    lengths = [random.Random(i).randint(3, 60) for i in range(1000)]
+    batches = length_bucketed_batches(lengths, 32, random.Random(0))
+    flat = [i for batch in batches for i in batch]
+    assert sorted(flat) == list(range(1000))
+    assert all(len(batch) <= 32 for batch in batches)
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches)
+    assert spread / len(batches) < 10  # similar lengths inside a batch
+
+
+def test_temperature_recovers_overconfidence():
+    torch.manual_seed(0)
+    labels = torch.randint(0, 2, (4000,))
+    true_logits = torch.randn(4000, 2) + torch.nn.functional.one_hot(labels, 2) * 1.5
+    sampled = torch.distributions.Categorical(logits=true_logits).sample()
+    temperature = fit_temperature(true_logits * 3.0, sampled)
+    assert 2.5 < temperature < 3.5
