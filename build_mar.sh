@@ -5,19 +5,20 @@
 #                  --handler sentiment [--config configs/sentiment/model-config.yaml] \
 #                  [--archive-name sentiment-1.0] [--export-path model_store]
 #
-# The archive holds handlers/ (the Python package), model/ (the HF directory) and the
-# model-config.yaml that TorchServe and the handler read.
+# The archive holds handlers/ (the Python package), model/ (the model directory) and the
+# model-config.yaml that TorchServe and the handler read. A handler that combines models
+# takes one --model-dir PART=DIR per part, packed as model/PART/.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
-name="" version="1.0" model_dir="" handler="" config="" archive_name="" export_path="model_store"
+name="" version="1.0" model_dirs=() handler="" config="" archive_name="" export_path="model_store"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --name) name="$2"; shift 2 ;;
     --version) version="$2"; shift 2 ;;
-    --model-dir) model_dir="$2"; shift 2 ;;
+    --model-dir) model_dirs+=("$2"); shift 2 ;;
     --handler) handler="$2"; shift 2 ;;
     --config) config="$2"; shift 2 ;;
     --archive-name) archive_name="$2"; shift 2 ;;
@@ -26,12 +27,26 @@ while [[ $# -gt 0 ]]; do
     *) echo "build_mar.sh: unknown option $1" >&2; usage ;;
   esac
 done
-[[ -n "$name" && -n "$model_dir" && -n "$handler" ]] || usage
+[[ -n "$name" && ${#model_dirs[@]} -gt 0 && -n "$handler" ]] || usage
 config="${config:-configs/$handler/model-config.yaml}"
 archive_name="${archive_name:-$name}"
 handler_file="handlers/$handler.py"
 
-for required in "$handler_file" "$config" "$model_dir/config.json"; do
+stage="$(mktemp -d)"
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/files/handlers" "$stage/files/model" "$export_path"
+cp handlers/*.py "$stage/files/handlers/"
+for spec in "${model_dirs[@]}"; do
+  if [[ "$spec" == *=* ]]; then
+    source_dir="${spec#*=}" target="$stage/files/model/${spec%%=*}"
+  else
+    source_dir="$spec" target="$stage/files/model"
+  fi
+  [[ -f "$source_dir/config.json" ]] || { echo "build_mar.sh: missing $source_dir/config.json" >&2; exit 1; }
+  mkdir -p "$target"
+  cp -rL "$source_dir"/. "$target/"
+done
+for required in "$handler_file" "$config"; do
   [[ -f "$required" ]] || { echo "build_mar.sh: missing $required" >&2; exit 1; }
 done
 
@@ -39,13 +54,7 @@ if [[ -z "${VIRTUAL_ENV:-}" && -x .venv/bin/torch-model-archiver ]]; then
   PATH="$PWD/.venv/bin:$PATH"
 fi
 
-stage="$(mktemp -d)"
-trap 'rm -rf "$stage"' EXIT
-mkdir -p "$stage/files/handlers" "$stage/files/model" "$export_path"
-cp handlers/*.py "$stage/files/handlers/"
-cp -r "$model_dir"/. "$stage/files/model/"
-
-echo "Archiving $name $version ($(du -sh "$model_dir" | cut -f1) of model files) ..."
+echo "Archiving $name $version ($(du -sh "$stage/files/model" | cut -f1) of model files) ..."
 started=$SECONDS
 # The manifest carries --model-name; the file may be renamed (e.g. one file per version).
 torch-model-archiver \

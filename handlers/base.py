@@ -67,17 +67,24 @@ class TextClassifierHandler:
 
     def initialize(self, context: Any) -> None:
         model_config = context.model_yaml_config or {}
-        self.settings = {**DEFAULT_SETTINGS, **model_config.get("handler", {})}
-        threads = int(self.settings["threads"]) or auto_threads(model_config.get("minWorkers", 1))
-        torch.set_num_threads(threads)
-        self.load(Path(context.system_properties["model_dir"]) / MODEL_SUBDIR)
+        self.configure(model_config.get("handler", {}), workers=model_config.get("minWorkers", 1))
         manifest_model = context.manifest["model"]
         self.model_info = {
             "name": manifest_model["modelName"],
             "version": manifest_model.get("modelVersion", "1.0"),
         }
-        logger.info("Loaded %s with %d intra-op threads", self.model_info, threads)
+        self.load(Path(context.system_properties["model_dir"]) / MODEL_SUBDIR)
+        logger.info("Loaded %s", self.model_info)
         self.initialized = True
+
+    def configure(self, settings: dict[str, Any], workers: int = 1) -> None:
+        """Apply the handler section of model-config.yaml: limits and thread count."""
+        self.settings = {**DEFAULT_SETTINGS, **settings}
+        torch.set_num_threads(int(self.settings["threads"]) or auto_threads(workers))
+        self.limits = Limits(
+            max_texts=int(self.settings["max_texts_per_request"]),
+            max_text_chars=int(self.settings["max_text_chars"]),
+        )
 
     def load(self, model_dir: Path) -> None:
         """Load tokenizer and model from a local HF-format directory, never from a hub."""
@@ -86,12 +93,7 @@ class TextClassifierHandler:
             model_dir, local_files_only=True
         ).eval()
         self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
-        model_max = self.tokenizer.model_max_length
-        self.max_length = min(int(self.settings["max_length"]), model_max)
-        self.limits = Limits(
-            max_texts=int(self.settings["max_texts_per_request"]),
-            max_text_chars=int(self.settings["max_text_chars"]),
-        )
+        self.max_length = min(int(self.settings["max_length"]), self.tokenizer.model_max_length)
 
     # ----- TorchServe entry point ----------------------------------------------------------
 
@@ -140,6 +142,7 @@ class TextClassifierHandler:
             return RequestError(500, "InferenceError", f"Inference failed: {error}")
 
     def assemble(self, request: ParsedRequest, results: list[dict[str, Any]]) -> dict[str, Any]:
+        results = [{**result, "model": self.model_info} for result in results]
         return {"results": results} if request.is_list else results[0]
 
     # ----- inference pipeline ---------------------------------------------------------------
@@ -149,11 +152,9 @@ class TextClassifierHandler:
         if not texts:
             return []
         encoded = self.preprocess(texts)
-        logits = self._forward(encoded)
-        results = self.postprocess(logits)
+        results = self.postprocess(self._forward(encoded))
         for result, truncated in zip(results, encoded.truncated, strict=True):
             result["truncated"] = truncated
-            result["model"] = self.model_info
         return results
 
     def preprocess(self, texts: list[str]) -> Encoded:

@@ -14,11 +14,25 @@ if [[ ! -f "$sentiment_dir/evaluation.json" ]]; then
   mv "$sentiment_dir.partial" "$sentiment_dir"
 fi
 
-# Repack when the model, the handlers or the model config changed since the last archive.
-build_if_stale() {  # name handler model_dir
-  local mar="model_store/$1.mar"
-  if [[ ! -f "$mar" ]] || [[ -n "$(find handlers "configs/$2" "$3" -newer "$mar" -print -quit)" ]]; then
-    ./build_mar.sh --name "$1" --version 1.0 --handler "$2" --model-dir "$3"
+toxicity_dir=artifacts/models/toxicity
+if [[ ! -f "$toxicity_dir/config.json" ]]; then
+  echo "==> Writing the default toxicity model (alt-profanity-check)"
+  python -m scripts.prepare_toxicity --output "$toxicity_dir"
+fi
+
+# Repack an archive when its model, the handlers or its model config changed since.
+pack() {  # NAME HANDLER MODEL-DIR-SPEC...
+  local name=$1 handler=$2 mar="model_store/$1.mar"
+  shift 2
+  local sources=(handlers "configs/$handler") options=()
+  for spec in "$@"; do
+    sources+=("${spec#*=}")
+    options+=(--model-dir "$spec")
+  done
+  if [[ ! -f "$mar" ]] || [[ -n "$(find "${sources[@]}" -newer "$mar" -print -quit)" ]]; then
+    ./build_mar.sh --name "$name" --version 1.0 --handler "$handler" "${options[@]}"
   fi
 }
-build_if_stale sentiment sentiment "$sentiment_dir"
+pack sentiment sentiment "$sentiment_dir"
+pack toxicity toxicity "$toxicity_dir"
+pack review review "sentiment=$sentiment_dir" "toxicity=$toxicity_dir"

@@ -1,22 +1,21 @@
 #!/usr/bin/env bash
-# Install what the bundle needs: Java for TorchServe's frontend, and a project virtual
-# environment (.venv) with the pinned requirements. Reruns take seconds.
+# Install what the bundle needs: system packages, and a project virtual environment (.venv)
+# with the pinned requirements. Reruns take seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! java -version 2>&1 | grep -qE 'version "(1[1-9]|[2-9][0-9])'; then
-  echo "==> Installing Java 17 (TorchServe's frontend needs Java 11 or newer)"
+# System packages: Java for TorchServe's frontend (11 or newer), npm for the UCI test
+# sentences (npm registry), hey for the benchmarks.
+missing=()
+java -version 2>&1 | grep -qE 'version "(1[1-9]|[2-9][0-9])' || missing+=(openjdk-17-jre-headless)
+command -v npm >/dev/null || missing+=(npm)
+command -v hey >/dev/null || missing+=(hey)
+if [[ ${#missing[@]} -gt 0 ]]; then
+  echo "==> Installing ${missing[*]} (apt)"
   sudo_cmd=""
   [[ $EUID -eq 0 ]] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq openjdk-17-jre-headless
-fi
-if ! command -v npm >/dev/null; then
-  echo "==> Installing npm (the UCI test sentences come from the npm registry)"
-  sudo_cmd=""
-  [[ $EUID -eq 0 ]] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq npm
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
 fi
 
 # The pinned CPU build of torch 2.13.0 exists for Python 3.11.

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from ts.context import Context, RequestProcessor
 
 from handlers.sentiment import SentimentHandler
+from tests.in_process import call, load_handler
 
 HANDLER_SETTINGS = {
     "max_texts_per_request": 8,
@@ -21,30 +20,14 @@ HANDLER_SETTINGS = {
 
 @pytest.fixture(scope="module")
 def handler(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> SentimentHandler:
-    archive_dir = tmp_path_factory.mktemp("unpacked")
-    shutil.copytree(tiny_model_dir, archive_dir / "model")
-    manifest = {"model": {"modelName": "sentiment", "modelVersion": "3.1"}}
-    context = Context(
-        "sentiment",
-        str(archive_dir),
-        manifest,
-        8,
-        None,
-        "0.12.0",
-        model_yaml_config={"minWorkers": 1, "handler": HANDLER_SETTINGS},
+    return load_handler(
+        SentimentHandler,
+        tiny_model_dir,
+        tmp_path_factory.mktemp("unpacked"),
+        HANDLER_SETTINGS,
+        name="sentiment",
+        version="3.1",
     )
-    handler = SentimentHandler()
-    handler.initialize(context)
-    handler.context = context
-    return handler
-
-
-def call(handler: SentimentHandler, rows: list[dict], content_type: str = "application/json"):
-    context = handler.context
-    context.request_processor = [RequestProcessor({"Content-Type": content_type}) for _ in rows]
-    responses = handler.handle(rows, context)
-    statuses = [context.get_response_status(i)[0] for i in range(len(rows))]
-    return responses, statuses
 
 
 def test_result_contract(handler):

@@ -1,4 +1,4 @@
-"""The offline default sentiment model, served with the repo's own config and archive."""
+"""The offline default models, served with the repo's own config and archives."""
 
 from __future__ import annotations
 
@@ -47,3 +47,34 @@ def test_default_config_batches_concurrent_clients(client):
     with ThreadPoolExecutor(16) as pool:
         batch_sizes = list(pool.map(send, texts))
     assert max(batch_sizes) > 1, batch_sizes
+
+
+def test_toxicity_flags_the_offensive_sentence(client):
+    result = client.predict("toxicity", "Lovely terrace. The waiter is a fucking moron.")
+    assert result["toxic"] is True
+    assert [s["toxic"] for s in result["sentences"]] == [False, True]
+    assert list(result["labels"]) == ["toxicity"]
+    assert result["model"] == {"name": "toxicity", "version": "1.0"}
+
+
+def test_review_gives_both_answers_per_text(client):
+    texts = [
+        "I loved this place, the food was great",
+        "Terrible service and the manager is an idiot",
+    ]
+    results = client.predict("review", texts)["results"]
+    assert [r["sentiment"]["label"] for r in results] == ["positive", "negative"]
+    assert [r["toxicity"]["toxic"] for r in results] == [False, True]
+    assert all(r["model"] == {"name": "review", "version": "1.0"} for r in results)
+    # The parts answer exactly what the single-task models answer for the same text.
+    alone = client.predict("sentiment", texts[0])
+    assert results[0]["sentiment"]["scores"] == alone["scores"]
+
+
+@pytest.mark.parametrize("model", ["sentiment", "toxicity", "review"])
+def test_every_model_answers_bad_input_with_a_4xx(client, model):
+    response = client.request(
+        "inference", "POST", client.predict_url(model), json={"texts": ["ok", ""]}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == '"texts"[1] is empty.'

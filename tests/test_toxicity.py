@@ -1,0 +1,144 @@
+"""Toxicity and review handlers in-process, and the Detoxify checkpoint conversion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from detoxify import Detoxify
+
+from handlers.review import ReviewHandler
+from handlers.toxicity import ToxicityHandler
+from scripts.convert_detoxify import convert
+from scripts.prepare_toxicity import prepare
+from tests.in_process import call, load_handler
+from tests.tiny_models import build_tiny_classifier
+
+DETOXIFY_CLASSES = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
+DETOXIFY_LABELS = [
+    "toxicity",
+    "severe_toxicity",
+    "obscene",
+    "threat",
+    "insult",
+    "identity_attack",
+]
+
+
+@pytest.fixture(scope="module")
+def profanity_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return prepare(tmp_path_factory.mktemp("toxicity") / "model")
+
+
+@pytest.fixture(scope="module")
+def toxicity(profanity_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> ToxicityHandler:
+    return load_handler(
+        ToxicityHandler, profanity_dir, tmp_path_factory.mktemp("unpacked"), {}, "toxicity"
+    )
+
+
+@pytest.fixture(scope="module")
+def detoxify_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A small checkpoint in Detoxify's exact format, and its base directory."""
+    base_dir = build_tiny_classifier(
+        tmp_path_factory.mktemp("detoxify") / "base", labels=tuple(DETOXIFY_CLASSES), seed=3
+    )
+    from transformers import BertForSequenceClassification
+
+    model = BertForSequenceClassification.from_pretrained(base_dir)
+    checkpoint = base_dir.parent / "toxic_tiny.ckpt"
+    torch.save(
+        {
+            "config": {
+                "arch": {
+                    "args": {
+                        "model_type": str(base_dir),
+                        "model_name": "BertForSequenceClassification",
+                        "tokenizer_name": "BertTokenizer",
+                        "num_classes": len(DETOXIFY_CLASSES),
+                    }
+                },
+                "dataset": {"args": {"classes": DETOXIFY_CLASSES}},
+            },
+            "state_dict": model.state_dict(),
+        },
+        checkpoint,
+    )
+    return checkpoint, base_dir
+
+
+def test_offline_default_has_only_the_label_it_has(toxicity):
+    (result,), statuses = call(toxicity, [{"body": {"text": "Thanks, the food was lovely."}}])
+    assert statuses == [200]
+    assert list(result["labels"]) == ["toxicity"]
+    assert result["toxic"] is False
+    assert result["model"] == {"name": "toxicity", "version": "1.0"}
+
+
+def test_sentences_say_which_one_is_offensive(toxicity):
+    text = "The pasta was great. You are a fucking idiot. See you next week."
+    (result,), _ = call(toxicity, [{"body": {"text": text}}])
+    flags = [s["toxic"] for s in result["sentences"]]
+    assert [s["text"] for s in result["sentences"]] == [
+        "The pasta was great.",
+        "You are a fucking idiot.",
+        "See you next week.",
+    ]
+    assert flags == [False, True, False]
+    assert result["toxic"] is True
+    assert result["labels"]["toxicity"] == max(s["labels"]["toxicity"] for s in result["sentences"])
+
+
+def test_thresholds_come_from_config(profanity_dir, tmp_path):
+    strict = load_handler(
+        ToxicityHandler,
+        profanity_dir,
+        tmp_path,
+        {"threshold": 0.2, "thresholds": {"toxicity": 0.99}},
+    )
+    (result,), _ = call(strict, [{"body": {"text": "kill yourself"}}])
+    assert 0.5 < result["labels"]["toxicity"] < 0.99
+    assert result["toxic"] is False
+
+
+def test_bad_request_fails_only_its_slot(toxicity):
+    rows = [{"body": {"texts": ["nice", "you idiot"]}}, {"body": {"texts": [""]}}]
+    responses, statuses = call(toxicity, rows)
+    assert statuses == [200, 400]
+    assert [r["toxic"] for r in responses[0]["results"]] == [False, True]
+
+
+def test_detoxify_conversion_matches_the_checkpoint(detoxify_checkpoint, tmp_path):
+    checkpoint, base_dir = detoxify_checkpoint
+    output = tmp_path / "converted"
+    assert convert(checkpoint, base_dir, output) == DETOXIFY_LABELS
+    texts = ["the food was cold", "great service and friendly staff", "never again"]
+    reference = Detoxify(checkpoint=str(checkpoint), huggingface_config_path=str(base_dir))
+    expected = reference.predict(texts)
+
+    handler = load_handler(ToxicityHandler, output, tmp_path / "unpacked", {}, "toxicity")
+    (answer,), statuses = call(handler, [{"body": {"texts": texts}}])
+    assert statuses == [200]
+    for i, result in enumerate(answer["results"]):
+        assert list(result["labels"]) == DETOXIFY_LABELS
+        for label in DETOXIFY_LABELS:
+            assert result["labels"][label] == pytest.approx(expected[label][i], abs=1e-5)
+
+
+def test_review_answers_both_for_every_text(tiny_model_dir, profanity_dir, tmp_path):
+    review = load_handler(
+        ReviewHandler,
+        {"sentiment": tiny_model_dir, "toxicity": profanity_dir},
+        tmp_path,
+        {"toxicity": {"threshold": 0.5}},
+        "review",
+    )
+    rows = [{"body": {"texts": ["lovely staff", "you idiot"]}}, {"body": b"{"}]
+    responses, statuses = call(review, rows)
+    assert statuses == [200, 400]
+    first, second = responses[0]["results"]
+    assert set(first) == {"sentiment", "toxicity", "model"}
+    assert first["model"] == {"name": "review", "version": "1.0"}
+    assert first["sentiment"]["label"] in ("negative", "positive")
+    assert (first["toxicity"]["toxic"], second["toxicity"]["toxic"]) == (False, True)
