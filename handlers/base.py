@@ -157,10 +157,12 @@ class TextClassifierHandler:
             result["truncated"] = truncated
         return results
 
-    def preprocess(self, texts: list[str]) -> Encoded:
+    def preprocess(self, texts: list[str], pairs: list[str] | None = None) -> Encoded:
+        """Tokenize texts (or sentence pairs, cutting only the first part) without padding."""
         encoding = self.tokenizer(
             texts,
-            truncation=True,
+            pairs,
+            truncation="only_first" if pairs else True,
             max_length=self.max_length,
             return_overflowing_tokens=True,
         )

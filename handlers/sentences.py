@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import punkt
 
 
-def split_sentences(text: str, language: str) -> list[str]:
-    """Sentences of ``text``; abbreviations like "z.B." or "Dr." and dates do not split."""
-    sentences = [s.strip() for s in punkt.sent_tokenize(text, language)]
-    return [s for s in sentences if s] or [text.strip()]
+@dataclass(frozen=True)
+class SentenceSplitter:
+    """Splits texts into sentences; abbreviations like "z.B." or "Dr." and dates do not split.
+
+    ``abbreviation_lists`` adds the package's lists of non-breaking prefixes to the Punkt
+    model: for German reviews this keeps "ca." and "inkl." inside their sentence.
+    """
+
+    language: str
+    abbreviation_lists: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any], language: str) -> SentenceSplitter:
+        return cls(
+            settings.get("language", language), bool(settings.get("abbreviation_lists", False))
+        )
+
+    def split(self, text: str) -> list[str]:
+        sentences = punkt.sent_tokenize(text, self.language, prefixes=self.abbreviation_lists)
+        return [s.strip() for s in sentences if s.strip()] or [text.strip()]

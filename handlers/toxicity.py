@@ -19,7 +19,7 @@ import torch
 
 from handlers.base import TextClassifierHandler
 from handlers.linear_model import BACKEND, LinearTextModel
-from handlers.sentences import split_sentences
+from handlers.sentences import SentenceSplitter
 
 
 class ToxicityHandler(TextClassifierHandler):
@@ -34,10 +34,10 @@ class ToxicityHandler(TextClassifierHandler):
         default = float(self.settings.get("threshold", 0.5))
         thresholds = self.settings.get("thresholds") or {}
         self.thresholds = {label: float(thresholds.get(label, default)) for label in self.labels}
-        self.language = self.settings.get("language", "english")
+        self.splitter = SentenceSplitter.from_settings(self.settings, "english")
 
     def predict(self, texts: list[str]) -> list[dict[str, Any]]:
-        sentences = [split_sentences(text, self.language) for text in texts]
+        sentences = [self.splitter.split(text) for text in texts]
         probabilities, truncated = self.score([s for group in sentences for s in group])
         results, start = [], 0
         for group in sentences:

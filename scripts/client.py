@@ -16,6 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tenacity import (
+    retry,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 DEFAULT_RUN_DIR = Path(__file__).resolve().parent.parent / ".torchserve"
 
@@ -29,6 +35,16 @@ class ServerError(Exception):
         self.body = body
 
 
+# Answers that mean "try again": a worker died or restarted, the queue was full, a timeout.
+RETRYABLE_STATUSES = frozenset({500, 502, 503, 504, 507})
+
+
+def is_retryable(error: BaseException) -> bool:
+    if isinstance(error, ServerError):
+        return error.status in RETRYABLE_STATUSES
+    return isinstance(error, httpx.TransportError)
+
+
 class ReviewClient:
     def __init__(
         self,
@@ -36,11 +52,18 @@ class ReviewClient:
         management_url: str = "http://127.0.0.1:8081",
         key_file: Path = DEFAULT_RUN_DIR / "key_file.json",
         timeout: float = 60.0,
+        attempts: int = 5,
     ):
         self.inference_url = inference_url.rstrip("/")
         self.management_url = management_url.rstrip("/")
         self.key_file = Path(key_file)
         self.http = httpx.Client(timeout=timeout)
+        self.retrying = retry(
+            retry=retry_if_exception(is_retryable),
+            stop=stop_after_attempt(attempts),
+            wait=wait_exponential_jitter(initial=0.2, max=5),
+            reraise=True,
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -90,10 +113,18 @@ class ReviewClient:
     def predict(
         self, model: str, texts: str | list[str], version: str | None = None
     ) -> dict[str, Any]:
-        """One text gives one result; a list gives ``{"results": [...]}`` in input order."""
+        """One text gives one result; a list gives ``{"results": [...]}`` in input order.
+
+        Inference is idempotent: a dead or restarting worker, a full queue and connection
+        errors are retried with exponential back-off.
+        """
         payload = {"text": texts} if isinstance(texts, str) else {"texts": texts}
-        response = self.request("inference", "POST", self.predict_url(model, version), json=payload)
-        return raise_for_status(response)
+        url = self.predict_url(model, version)
+
+        def send() -> dict[str, Any]:
+            return raise_for_status(self.request("inference", "POST", url, json=payload))
+
+        return self.retrying(send)()
 
     def ping(self) -> dict[str, Any]:
         return raise_for_status(self.request("inference", "GET", f"{self.inference_url}/ping"))

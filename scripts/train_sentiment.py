@@ -12,21 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
-import time
 from collections import defaultdict
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
-from transformers import (
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    get_linear_schedule_with_warmup,
-)
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from scripts.datasets import Example, fetch_uci, fetch_vader, load_uci, load_vader
+from scripts.finetune import fine_tune
 
 LABELS = ("negative", "positive")
 
@@ -53,21 +47,6 @@ def split_dev(
         dev.extend(group[:cut])
         train.extend(group[cut:])
     return train, dev
-
-
-def length_bucketed_batches(
-    lengths: list[int], batch_size: int, rng: random.Random
-) -> list[list[int]]:
-    """Shuffled batches of similar lengths, so dynamic padding wastes little compute."""
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    window = batch_size * 50
-    batches = []
-    for start in range(0, len(order), window):
-        chunk = sorted(order[start : start + window], key=lengths.__getitem__)
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)
-    return batches
 
 
 def predict_logits(
@@ -159,31 +138,19 @@ def train(args: argparse.Namespace) -> dict:
         id2label=dict(enumerate(LABELS)),
         label2id={label: i for i, label in enumerate(LABELS)},
     )
-    encoded = tokenizer([e.text for e in train_set], truncation=True, max_length=args.max_length)[
-        "input_ids"
-    ]
+    encoded = tokenizer([e.text for e in train_set], truncation=True, max_length=args.max_length)
+    features = [{"input_ids": ids} for ids in encoded["input_ids"]]
     labels = torch.tensor([e.label for e in train_set])
-    steps_per_epoch = math.ceil(len(train_set) / args.batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    schedule = get_linear_schedule_with_warmup(
-        optimizer, int(0.06 * steps_per_epoch * args.epochs), steps_per_epoch * args.epochs
+    train_seconds = fine_tune(
+        model,
+        tokenizer,
+        features,
+        labels,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        rng=rng,
     )
-
-    started = time.monotonic()
-    for epoch in range(1, args.epochs + 1):
-        model.train()
-        batches = length_bucketed_batches([len(ids) for ids in encoded], args.batch_size, rng)
-        progress = tqdm(batches, desc=f"epoch {epoch}/{args.epochs}", unit="batch")
-        for batch in progress:
-            inputs = tokenizer.pad({"input_ids": [encoded[i] for i in batch]}, return_tensors="pt")
-            loss = model(**inputs, labels=labels[batch]).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad()
-            progress.set_postfix(loss=f"{loss.item():.3f}")
-    train_seconds = time.monotonic() - started
 
     _, dev_logits, dev_labels = evaluate(model, tokenizer, dev_set, args.max_length, 1.0)
     temperature = fit_temperature(dev_logits, dev_labels)

@@ -7,7 +7,8 @@ import random
 import torch
 
 from scripts.datasets import Example
-from scripts.train_sentiment import fit_temperature, length_bucketed_batches, split_dev
+from scripts.finetune import length_bucketed_batches
+from scripts.train_sentiment import fit_temperature, split_dev
 
 
 def test_dev_split_is_stratified_disjoint_and_seeded():

@@ -1,0 +1,61 @@
+"""The fine-tuning loop shared by the training scripts: length-bucketed batches, dynamic
+padding, AdamW with linear warm-up and decay, progress per epoch."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+
+import torch
+from tqdm import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+
+def length_bucketed_batches(
+    lengths: list[int], batch_size: int, rng: random.Random
+) -> list[list[int]]:
+    """Shuffled batches of similar lengths, so dynamic padding wastes little compute."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch_size * 50
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lengths.__getitem__)
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def fine_tune(
+    model: torch.nn.Module,
+    tokenizer,
+    features: list[dict[str, list[int]]],
+    labels: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    rng: random.Random,
+) -> float:
+    """Train ``model`` in place on tokenized ``features``; return the seconds it took."""
+    steps = math.ceil(len(features) / batch_size) * epochs
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
+    schedule = get_linear_schedule_with_warmup(optimizer, int(0.06 * steps), steps)
+    started = time.monotonic()
+    for epoch in range(1, epochs + 1):
+        model.train()
+        batches = length_bucketed_batches([len(f["input_ids"]) for f in features], batch_size, rng)
+        progress = tqdm(batches, desc=f"epoch {epoch}/{epochs}", unit="batch")
+        for batch in progress:
+            inputs = tokenizer.pad([features[i] for i in batch], return_tensors="pt")
+            loss = model(**inputs, labels=labels[batch]).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            progress.set_postfix(loss=f"{loss.item():.3f}")
+    model.eval()
+    return time.monotonic() - started

@@ -1,0 +1,162 @@
+"""German ABSA: sentence splitting, the four auxiliary constructions, aggregation, batching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from handlers.absa import AspectSentimentHandler
+from handlers.auxiliary import (
+    BINARY_LABELS,
+    MULTI_CLASS_LABELS,
+    AuxiliarySentences,
+    aggregate,
+)
+from handlers.sentences import SentenceSplitter
+from scripts.torchserve import REPO
+from tests.in_process import call, load_handler
+from tests.tiny_models import build_tiny_classifier
+
+SETTINGS = yaml.safe_load((REPO / "configs/absa/model-config.yaml").read_text())["handler"]
+
+
+def auxiliary(construction: str) -> AuxiliarySentences:
+    return AuxiliarySentences({**SETTINGS, "construction": construction})
+
+
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        (
+            "Wir waren z.B. am 3. Mai dort. Das Essen war gut!",
+            ["Wir waren z.B. am 3. Mai dort.", "Das Essen war gut!"],
+        ),
+        (
+            "Essen inkl. Getränke ca. 30 Euro. Am 24.12. war Dr. Roth da.",
+            ["Essen inkl. Getränke ca. 30 Euro.", "Am 24.12. war Dr. Roth da."],
+        ),
+        ("Super Service", ["Super Service"]),
+    ],
+)
+def test_german_sentence_splitting(text, sentences):
+    assert SentenceSplitter("german", abbreviation_lists=True).split(text) == sentences
+
+
+def test_nli_m_pairs_name_the_aspect():
+    aux = auxiliary("nli_m")
+    assert [p.sentence for p in aux.pairs][:3] == ["Service", "Stil", "Essen"]
+    assert aux.labels == MULTI_CLASS_LABELS
+    targets = aux.targets({"food": "positive"})
+    assert targets[2] == "positive" and targets.count("none") == 8
+
+
+def test_qa_m_pairs_are_german_questions():
+    aux = auxiliary("qa_m")
+    questions = {p.aspect: p.sentence for p in aux.pairs}
+    assert questions["food"] == "Was denkst du über das Essen?"
+    assert questions["service"] == "Was denkst du über den Service?"
+    assert questions["drinks"] == "Was denkst du über die Getränke?"
+
+
+@pytest.mark.parametrize(
+    ("construction", "food_positive"),
+    [("nli_b", "Essen - positiv"), ("qa_b", "Die Bewertung des Essens ist positiv.")],
+)
+def test_binary_constructions_ask_one_question_per_polarity(construction, food_positive):
+    aux = auxiliary(construction)
+    assert len(aux.pairs) == 9 * 5
+    assert aux.labels == BINARY_LABELS
+    food = [p for p in aux.pairs if p.aspect == "food"]
+    assert food[0].sentence == food_positive
+    assert [p.polarity for p in food] == list(MULTI_CLASS_LABELS)
+    targets = aux.targets({"food": "negative"})
+    assert targets.count("yes") == 9  # one polarity per aspect, "none" for the other 8
+    assert targets[aux.pairs.index(food[1])] == "yes"
+
+
+def test_binary_decode_picks_the_most_likely_polarity():
+    aux = auxiliary("qa_b")
+    probabilities = np.tile([0.9, 0.1], (45, 1))  # every pair says "no" ...
+    for i, pair in enumerate(aux.pairs):
+        if (pair.aspect, pair.polarity) in {("food", "negative"), ("price", "none")}:
+            probabilities[i] = [0.2, 0.8]  # ... but these
+    decoded = aux.decode(probabilities)
+    assert decoded["food"] == ("negative", 0.8)
+    assert decoded["price"][0] == "none"
+
+
+def test_aggregation_across_sentences():
+    sentences = [
+        {
+            "food": {"polarity": "positive", "score": 0.9},
+            "price": {"polarity": "neutral", "score": 0.6},
+        },
+        {
+            "food": {"polarity": "negative", "score": 0.7},
+            "price": {"polarity": "positive", "score": 0.8},
+        },
+        {"service": {"polarity": "neutral", "score": 0.5}},
+    ]
+    review = aggregate(sentences)
+    assert review["food"] == {"polarity": "conflict", "score": 0.8, "mentions": 2}
+    assert review["price"] == {"polarity": "positive", "score": 0.8, "mentions": 2}
+    assert review["service"] == {"polarity": "neutral", "score": 0.5, "mentions": 1}
+
+
+@pytest.fixture(scope="module", params=["nli_m", "qa_b"])
+def handler(request, tmp_path_factory: pytest.TempPathFactory) -> AspectSentimentHandler:
+    labels = MULTI_CLASS_LABELS if request.param.endswith("_m") else BINARY_LABELS
+    model_dir = build_tiny_classifier(tmp_path_factory.mktemp("absa") / "model", labels=labels)
+    return load_handler(
+        AspectSentimentHandler,
+        model_dir,
+        tmp_path_factory.mktemp("unpacked"),
+        {**SETTINGS, "construction": request.param, "max_texts_per_request": 4},
+        name="absa",
+    )
+
+
+def test_all_pairs_of_all_requests_share_forward_passes(handler, monkeypatch):
+    forward_sizes = []
+    forward = handler._forward
+
+    def counting_forward(encoded):
+        forward_sizes.append(len(encoded.features))
+        return forward(encoded)
+
+    monkeypatch.setattr(handler, "_forward", counting_forward)
+    rows = [
+        {"body": {"text": "Das Essen war gut. Der Service langsam."}},
+        {"body": {"texts": ["Teuer!", "Schöne Lage."]}},
+        {"body": b"{kaputt"},
+    ]
+    responses, statuses = call(handler, rows)
+    assert statuses == [200, 200, 400]
+    assert forward_sizes == [4 * len(handler.auxiliary.pairs)]  # 4 sentences, one call
+    first = responses[0]
+    assert [s["text"] for s in first["sentences"]] == ["Das Essen war gut.", "Der Service langsam."]
+    assert first["model"] == {"name": "absa", "version": "1.0"}
+    for sentence in first["sentences"]:
+        for verdict in sentence["aspects"].values():
+            assert verdict["polarity"] in ("positive", "negative", "neutral", "conflict")
+
+
+def test_model_must_fit_the_construction(tmp_path):
+    model_dir = build_tiny_classifier(tmp_path / "model", labels=BINARY_LABELS)
+    with pytest.raises(ValueError, match="nli_m construction needs"):
+        load_handler(AspectSentimentHandler, model_dir, tmp_path / "unpacked", SETTINGS)
+
+
+def test_defaults_cover_the_nine_aspects():
+    assert [a.name for a in auxiliary("nli_m").aspects] == [
+        "service",
+        "style",
+        "food",
+        "quality",
+        "price",
+        "restaurant",
+        "ambience",
+        "drinks",
+        "location",
+    ]
