@@ -1,8 +1,10 @@
 """Review analysis: sentiment and toxicity of every text in one call.
 
-The archive packs both models (``model/sentiment``, ``model/toxicity``); their handlers run
-on the same texts in two threads at once (PyTorch and scikit-learn release the GIL while they
-compute), so a call costs about as much as the slower of the two, not their sum.
+The archive packs both models (``model/sentiment``, ``model/toxicity``) and runs both
+handlers on the same texts inside one worker: no second HTTP hop, no workflow. With
+``parallel_parts: true`` the two run in two threads at once, which pays off when each model
+alone cannot use all cores; on 2 cores, where PyTorch already uses both, one after the other
+is faster (measured by scripts/bench_review.py, docs/BENCHMARKS.md), so that is the default.
 """
 
 from __future__ import annotations
@@ -26,9 +28,18 @@ class ReviewHandler(TextClassifierHandler):
             # Each part reads the shared settings plus its own section (e.g. toxicity thresholds).
             part.configure({**self.settings, **self.settings.get(name, {})})
             part.load(model_dir / name)
-        self.pool = ThreadPoolExecutor(len(self.parts), thread_name_prefix="review")
+        self.pool = (
+            ThreadPoolExecutor(len(self.parts), thread_name_prefix="review")
+            if self.settings.get("parallel_parts", False)
+            else None
+        )
 
     def predict(self, texts: list[str]) -> list[dict[str, Any]]:
-        futures = {name: self.pool.submit(part.predict, texts) for name, part in self.parts.items()}
-        answers = {name: future.result() for name, future in futures.items()}
+        if self.pool is None:
+            answers = {name: part.predict(texts) for name, part in self.parts.items()}
+        else:
+            futures = {
+                name: self.pool.submit(part.predict, texts) for name, part in self.parts.items()
+            }
+            answers = {name: future.result() for name, future in futures.items()}
         return [{name: answers[name][i] for name in self.parts} for i in range(len(texts))]

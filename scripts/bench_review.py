@@ -1,7 +1,9 @@
 """Latency of ``review`` (sentiment + toxicity in one call) against each model alone.
 
-Drives the running local server (``scripts/serve.sh``) with hey, one model after the other,
-under light load (one client) and heavy load (several clients), all in one run.
+First in-process: the review handler running its two parts one after the other vs in two
+threads (median of repeated calls). Then served: drives the running local server
+(``scripts/serve.sh``) with hey, one model after the other, under light load (one client)
+and heavy load (several clients), all in one run.
 
     python -m scripts.bench_review [--seconds 15] [--heavy-clients 8]
 """
@@ -10,10 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
+import tempfile
+import time
 from pathlib import Path
 
+from handlers.review import ReviewHandler
 from scripts.client import ReviewClient
 from scripts.loadgen import run_hey
+
+REPO = Path(__file__).resolve().parent.parent
 
 REVIEW = (
     "We came for dinner on a Friday and waited twenty minutes for a table. "
@@ -22,12 +30,44 @@ REVIEW = (
 )
 
 
+def median_ms(function, calls: int = 100) -> float:
+    function()
+    durations = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        function()
+        durations.append(time.perf_counter() - started)
+    return statistics.median(durations) * 1000
+
+
+def in_process_comparison() -> None:
+    with tempfile.TemporaryDirectory() as archive:
+        for part in ("sentiment", "toxicity"):
+            (Path(archive) / part).symlink_to(REPO / "artifacts/models" / part)
+        timings = {}
+        for parallel in (False, True):
+            handler = ReviewHandler()
+            handler.configure({"parallel_parts": parallel})
+            handler.load(Path(archive))
+            timings["parallel" if parallel else "sequential"] = median_ms(
+                lambda h=handler: h.predict([REVIEW])
+            )
+            if not parallel:
+                for name, part in handler.parts.items():
+                    timings[f"{name} alone"] = median_ms(lambda p=part: p.predict([REVIEW]))
+    print("In-process, one review, median of 100 calls:")
+    for name, value in timings.items():
+        print(f"  {name}: {value:.1f} ms")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--heavy-clients", type=int, default=8)
     parser.add_argument("--run-dir", type=Path, default=Path(".torchserve"))
     args = parser.parse_args()
+    in_process_comparison()
     client = ReviewClient(key_file=args.run_dir / "key_file.json")
     body = json.dumps({"text": REVIEW}).encode()
     print("| model | clients | requests/s | p50 ms | p99 ms | errors |")

@@ -126,12 +126,13 @@ def test_detoxify_conversion_matches_the_checkpoint(detoxify_checkpoint, tmp_pat
             assert result["labels"][label] == pytest.approx(expected[label][i], abs=1e-5)
 
 
-def test_review_answers_both_for_every_text(tiny_model_dir, profanity_dir, tmp_path):
+@pytest.mark.parametrize("parallel", [False, True])
+def test_review_answers_both_for_every_text(tiny_model_dir, profanity_dir, tmp_path, parallel):
     review = load_handler(
         ReviewHandler,
         {"sentiment": tiny_model_dir, "toxicity": profanity_dir},
         tmp_path,
-        {"toxicity": {"threshold": 0.5}},
+        {"toxicity": {"threshold": 0.5}, "parallel_parts": parallel},
         "review",
     )
     rows = [{"body": {"texts": ["lovely staff", "you idiot"]}}, {"body": b"{"}]
