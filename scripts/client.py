@@ -61,7 +61,7 @@ class ReviewClient:
         self.retrying = retry(
             retry=retry_if_exception(is_retryable),
             stop=stop_after_attempt(attempts),
-            wait=wait_exponential_jitter(initial=0.2, max=5),
+            wait=wait_exponential_jitter(multiplier=0.2, max=5),
             reraise=True,
         )
 

@@ -168,8 +168,12 @@ class LocalTorchServe:
 
     def log_tail(self, lines: int = 40) -> str:
         parts = []
-        for name in ("ts_log.log", "model_log.log"):
-            path = self.log_dir / name
+        # Java's own crash output goes to torchserve.out, not to TorchServe's log files.
+        for path in (
+            self.run_dir / "torchserve.out",
+            self.log_dir / "ts_log.log",
+            self.log_dir / "model_log.log",
+        ):
             if path.exists():
                 tail = path.read_text(errors="replace").splitlines()[-lines:]
                 parts.append(f"--- {path} (last {len(tail)} lines)\n" + "\n".join(tail))

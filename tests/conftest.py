@@ -73,8 +73,8 @@ def start_server(
         grpc_management_port=str(grpc_management),
         model_store=str(model_store),
         load_models=load_models,
-        **overrides,
     )
+    properties.update(overrides)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_properties(run_dir / "config.properties", properties)
     server = LocalTorchServe(run_dir / "config.properties", run_dir, model_store)
