@@ -37,11 +37,30 @@ def fine_tune(
     lr: float,
     batch_size: int,
     rng: random.Random,
+    head_lr: float | None = None,
 ) -> float:
-    """Train ``model`` in place on tokenized ``features``; return the seconds it took."""
+    """Train ``model`` in place on tokenized ``features``; return the seconds it took.
+
+    ``head_lr`` gives the newly initialised layers (classifier, pooler) their own learning
+    rate: at the encoder's small rate a fresh head needs thousands of steps just to learn the
+    class prior, and until then the encoder gets little useful gradient.
+    """
     steps = math.ceil(len(features) / batch_size) * epochs
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
+    groups: list[dict] = [{"params": trainable, "lr": lr}]
+    if head_lr is not None:
+        body_prefix = model.base_model_prefix + "."
+        head = [
+            p
+            for name, p in model.named_parameters()
+            if p.requires_grad and (not name.startswith(body_prefix) or ".pooler." in name)
+        ]
+        head_ids = {id(p) for p in head}
+        groups = [
+            {"params": [p for p in trainable if id(p) not in head_ids], "lr": lr},
+            {"params": head, "lr": head_lr},
+        ]
+    optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
     schedule = get_linear_schedule_with_warmup(optimizer, int(0.06 * steps), steps)
     started = time.monotonic()
     for epoch in range(1, epochs + 1):

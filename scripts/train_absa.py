@@ -151,6 +151,7 @@ def train(args: argparse.Namespace) -> dict:
         lr=args.lr,
         batch_size=args.batch_size,
         rng=rng,
+        head_lr=args.head_lr,
     )
     if auxiliary.multi_class and args.none_fraction < 1:
         with torch.no_grad():
@@ -166,7 +167,8 @@ def train(args: argparse.Namespace) -> dict:
         "encoder": str(args.encoder),
         "construction": auxiliary.construction,
         "settings": {
-            k: getattr(args, k) for k in ("epochs", "lr", "batch_size", "seed", "none_fraction")
+            k: getattr(args, k)
+            for k in ("epochs", "lr", "head_lr", "batch_size", "seed", "none_fraction")
         },
         "train_sentences": len(train_rows),
         "train_seconds": round(seconds),
@@ -193,6 +195,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--head-lr", type=float, default=2e-3, help="classifier and pooler")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--seed", type=int, default=13)

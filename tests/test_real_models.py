@@ -71,10 +71,44 @@ def test_review_gives_both_answers_per_text(client):
     assert results[0]["sentiment"]["scores"] == alone["scores"]
 
 
-@pytest.mark.parametrize("model", ["sentiment", "toxicity", "review"])
+@pytest.mark.parametrize("model", ["sentiment", "toxicity", "review", "absa"])
 def test_every_model_answers_bad_input_with_a_4xx(client, model):
     response = client.request(
         "inference", "POST", client.predict_url(model), json={"texts": ["ok", ""]}
     )
     assert response.status_code == 400
     assert response.json()["error"]["message"] == '"texts"[1] is empty.'
+
+
+# The five sample sentences of the reference design (in the dev set, never trained on).
+ABSA_REFERENCE = [
+    ("Wir hatten hier ein sehr gutes Essen.", {"food": "positive"}),
+    (
+        "Zusammenfassung: guter Service, leckeres (höheres) Essen und schöne Lage.",
+        {"service": "positive", "food": "positive", "location": "positive"},
+    ),
+    ("All dies zu einem sehr vernünftigen Preis!", {"price": "positive"}),
+    ("Das Essen war einfach schlecht.", {"food": "negative"}),
+    ("Wir hatten hier ein paar super Cocktails.", {"drinks": "positive"}),
+]
+
+
+def test_absa_reference_sentences(client):
+    results = client.predict("absa", [text for text, _ in ABSA_REFERENCE])["results"]
+    for (text, expected), result in zip(ABSA_REFERENCE, results, strict=True):
+        found = {aspect: v["polarity"] for aspect, v in result["aspects"].items()}
+        assert expected.items() <= found.items(), (text, found)
+        assert result["sentences"][0]["text"] == text
+        assert result["model"] == {"name": "absa", "version": "1.0"}
+
+
+def test_absa_review_aggregates_sentences(client):
+    review = "Das Essen war super lecker. Leider war das Essen beim zweiten Besuch kalt und fad."
+    result = client.predict("absa", review)
+    assert len(result["sentences"]) == 2
+    assert [s["aspects"]["food"]["polarity"] for s in result["sentences"]] == [
+        "positive",
+        "negative",
+    ]
+    assert result["aspects"]["food"]["polarity"] == "conflict"
+    assert result["aspects"]["food"]["mentions"] == 2

@@ -19,7 +19,7 @@ import pytest
 from scripts.client import ReviewClient
 from tests.conftest import TEST_MODEL_CONFIG, build_mar, start_server
 
-MODELS = ["sentiment", "toxicity", "review"]
+MODELS = ["sentiment", "toxicity", "review", "absa"]
 
 BAD_INPUTS = [
     # (name, body, content type, expected status)
