@@ -22,6 +22,12 @@ class AspectSentimentHandler(TextClassifierHandler):
     def load(self, model_dir: Path) -> None:
         super().load(model_dir)
         self.auxiliary = AuxiliarySentences(self.settings)
+        trained_with = getattr(self.model.config, "absa_construction", None)
+        if trained_with not in (None, self.auxiliary.construction):
+            raise ValueError(
+                f"The model was trained with {trained_with} pairs; the model config asks for "
+                f"{self.auxiliary.construction}."
+            )
         missing = set(self.auxiliary.labels) - set(self.labels)
         if missing:
             raise ValueError(

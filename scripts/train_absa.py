@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ import yaml
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from handlers.absa import AspectSentimentHandler
-from handlers.auxiliary import CONSTRUCTIONS, NONE, AuxiliarySentences
+from handlers.auxiliary import CONSTRUCTIONS, AuxiliarySentences
 from scripts.finetune import fine_tune
 
 REPO = Path(__file__).resolve().parent.parent
@@ -128,16 +127,6 @@ def train(args: argparse.Namespace) -> dict:
     # leaves the vocabulary the training sentences never touch as the encoder learned it.
     model.get_input_embeddings().weight.requires_grad = False
     features, labels = pair_features(tokenizer, auxiliary, train_rows, args.max_length)
-    none = auxiliary.labels.index(NONE)
-    if auxiliary.multi_class and args.none_fraction < 1:
-        # Most pairs say "not mentioned"; keeping a fraction of them balances the classes and
-        # shortens each epoch. The prior shift is undone in the classifier bias below.
-        keep = [
-            i
-            for i, y in enumerate(labels.tolist())
-            if y != none or rng.random() < args.none_fraction
-        ]
-        features, labels = [features[i] for i in keep], labels[keep]
     print(
         f"{auxiliary.construction}: {len(train_rows)} sentences -> {len(features)} pairs",
         flush=True,
@@ -153,9 +142,6 @@ def train(args: argparse.Namespace) -> dict:
         rng=rng,
         head_lr=args.head_lr,
     )
-    if auxiliary.multi_class and args.none_fraction < 1:
-        with torch.no_grad():
-            model.classifier.bias[none] += math.log(1 / args.none_fraction)
     args.output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.output)
     tokenizer.save_pretrained(args.output)
@@ -167,8 +153,7 @@ def train(args: argparse.Namespace) -> dict:
         "encoder": str(args.encoder),
         "construction": auxiliary.construction,
         "settings": {
-            k: getattr(args, k)
-            for k in ("epochs", "lr", "head_lr", "batch_size", "seed", "none_fraction")
+            k: getattr(args, k) for k in ("epochs", "lr", "head_lr", "batch_size", "seed")
         },
         "train_sentences": len(train_rows),
         "train_seconds": round(seconds),
@@ -187,12 +172,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=REPO / "data/absa_de")
     parser.add_argument("--config", type=Path, default=REPO / "configs/absa/model-config.yaml")
     parser.add_argument("--construction", choices=CONSTRUCTIONS)
-    parser.add_argument(
-        "--none-fraction",
-        type=float,
-        default=1.0,
-        help="share of not-mentioned pairs kept for training (-M constructions)",
-    )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--head-lr", type=float, default=2e-3, help="classifier and pooler")

@@ -148,6 +148,14 @@ def test_model_must_fit_the_construction(tmp_path):
         load_handler(AspectSentimentHandler, model_dir, tmp_path / "unpacked", SETTINGS)
 
 
+def test_model_must_have_been_trained_with_the_construction(tmp_path):
+    model_dir = build_tiny_classifier(
+        tmp_path / "model", labels=MULTI_CLASS_LABELS, absa_construction="qa_m"
+    )
+    with pytest.raises(ValueError, match="trained with qa_m pairs"):
+        load_handler(AspectSentimentHandler, model_dir, tmp_path / "unpacked", SETTINGS)
+
+
 def test_defaults_cover_the_nine_aspects():
     assert [a.name for a in auxiliary("nli_m").aspects] == [
         "service",
