@@ -9,6 +9,7 @@ python -m scripts.server start
 echo "==> Sample requests"
 python -m scripts.client "I loved this place, the food was great" \
                          "Terrible service, cold food, never again"
+python -m scripts.client --model absa "Das Essen war super, aber der Service war sehr langsam."
 cat <<'TXT'
 
 TorchServe runs on 127.0.0.1 (inference :8080, management :8081, metrics :8082).
