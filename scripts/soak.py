@@ -26,6 +26,7 @@ TEXTS = {
     "sentiment": "The soup was cold and the waiter ignored us, but the dessert was lovely.",
     "toxicity": "Great burgers. The guy at the counter was a complete idiot though.",
     "review": "We waited forty minutes for a table. The pasta was worth it, honestly.",
+    "absa": "Die Pizza war lecker, aber viel zu teuer. Der Kellner war sehr freundlich.",
 }
 
 
