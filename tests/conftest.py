@@ -121,6 +121,14 @@ def tiny_server(
     server.stop()
 
 
+@pytest.fixture
+def fresh_server(tmp_path: Path, tiny_store: Path) -> Iterator[LocalTorchServe]:
+    """A TorchServe of its own (sentiment 1.0, small model) for tests that break things."""
+    server = start_server(tmp_path / "ts", tiny_store, "sentiment.mar")
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTorchServe]:
     """The default models from model_store/, as scripts/prepare_models.sh built them."""

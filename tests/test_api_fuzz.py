@@ -12,18 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import start_server
-
 EXAMPLES_PER_OPERATION = 15
-
-
-@pytest.fixture
-def server(tmp_path, tiny_store):
-    server = start_server(tmp_path / "ts", tiny_store, "sentiment.mar")
-    yield server
-    server.stop()
 
 
 def run_schemathesis(schema: dict, base_url: str, key: str, tmp_path: Path, name: str) -> str:
@@ -53,8 +42,8 @@ def run_schemathesis(schema: dict, base_url: str, key: str, tmp_path: Path, name
     return result.stdout
 
 
-def test_no_server_error_and_no_worker_crash(server, tmp_path):
-    with server.client() as client:
+def test_no_server_error_and_no_worker_crash(fresh_server, tmp_path):
+    with fresh_server.client() as client:
         before = [(w["pid"], w["startTime"]) for w in client.describe("sentiment")[0]["workers"]]
         for name, base_url, kind in (
             ("inference", client.inference_url, "inference"),

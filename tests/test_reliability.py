@@ -113,13 +113,6 @@ RESPONSE_TIMEOUT = 8
 
 
 @pytest.fixture
-def fresh_server(tmp_path, tiny_store):
-    server = start_server(tmp_path / "ts", tiny_store, "sentiment.mar")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def kill_server(tmp_path, tiny_model_dir):
     store = tmp_path / "store"
     config = tmp_path / "model-config.yaml"
@@ -134,8 +127,7 @@ def test_killed_worker_is_restarted_and_retrying_clients_lose_nothing(kill_serve
     """SIGKILL the worker under load. Raw requests in flight fail with 5xx, or (TorchServe
     0.12 drops jobs a batch was still collecting when its worker died) get no answer and are
     cut by the client's deadline; the project's retrying client loses nothing."""
-    fresh_server = kill_server
-    client = fresh_server.client(timeout=RESPONSE_TIMEOUT + 2)
+    client = kill_server.client(timeout=RESPONSE_TIMEOUT + 2)
     url = client.predict_url("sentiment")
     stop = threading.Event()
     outcomes: list[tuple[int, float]] = []
@@ -150,7 +142,7 @@ def test_killed_worker_is_restarted_and_retrying_clients_lose_nothing(kill_serve
             outcomes.append((status, time.monotonic() - started))
 
     def retrying_load(results: list) -> None:
-        with fresh_server.client(timeout=RESPONSE_TIMEOUT + 2) as own:
+        with kill_server.client(timeout=RESPONSE_TIMEOUT + 2) as own:
             while not stop.is_set():
                 try:
                     results.append(own.predict("sentiment", ["good", "bad"])["results"])
