@@ -3,17 +3,20 @@
 #
 #   ./build_mar.sh --name sentiment --version 1.0 --model-dir artifacts/models/sentiment \
 #                  --handler sentiment [--config configs/sentiment/model-config.yaml] \
-#                  [--archive-name sentiment-1.0] [--export-path model_store]
+#                  [--archive-name sentiment-1.0] [--export-path model_store] \
+#                  [--accelerate onnx|onnx-int8]
 #
 # The archive holds handlers/ (the Python package), model/ (the model directory) and the
 # model-config.yaml that TorchServe and the handler read. A handler that combines models
-# takes one --model-dir PART=DIR per part, packed as model/PART/.
+# takes one --model-dir PART=DIR per part, packed as model/PART/; one without weights (the
+# A/B router) takes none. --accelerate packs the weights as ONNX Runtime fp32 or int8
+# (scripts/accelerate.py; speed and accuracy in docs/BENCHMARKS.md).
 set -euo pipefail
 cd "$(dirname "$0")"
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
-name="" version="1.0" model_dirs=() handler="" config="" archive_name="" export_path="model_store"
+name="" version="1.0" model_dirs=() handler="" config="" archive_name="" export_path="model_store" accelerate=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --name) name="$2"; shift 2 ;;
@@ -23,14 +26,19 @@ while [[ $# -gt 0 ]]; do
     --config) config="$2"; shift 2 ;;
     --archive-name) archive_name="$2"; shift 2 ;;
     --export-path) export_path="$2"; shift 2 ;;
+    --accelerate) accelerate="$2"; shift 2 ;;
     -h|--help) usage ;;
     *) echo "build_mar.sh: unknown option $1" >&2; usage ;;
   esac
 done
-[[ -n "$name" && ${#model_dirs[@]} -gt 0 && -n "$handler" ]] || usage
+[[ -n "$name" && -n "$handler" ]] || usage
 config="${config:-configs/$handler/model-config.yaml}"
 archive_name="${archive_name:-$name}"
 handler_file="handlers/$handler.py"
+
+if [[ -z "${VIRTUAL_ENV:-}" && -x .venv/bin/torch-model-archiver ]]; then
+  PATH="$PWD/.venv/bin:$PATH"
+fi
 
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
@@ -44,15 +52,15 @@ for spec in "${model_dirs[@]}"; do
   fi
   [[ -f "$source_dir/config.json" ]] || { echo "build_mar.sh: missing $source_dir/config.json" >&2; exit 1; }
   mkdir -p "$target"
-  cp -rL "$source_dir"/. "$target/"
+  if [[ -n "$accelerate" ]]; then
+    python -m scripts.accelerate --model-dir "$source_dir" --output "$target" --engine "$accelerate"
+  else
+    cp -rL "$source_dir"/. "$target/"
+  fi
 done
 for required in "$handler_file" "$config"; do
   [[ -f "$required" ]] || { echo "build_mar.sh: missing $required" >&2; exit 1; }
 done
-
-if [[ -z "${VIRTUAL_ENV:-}" && -x .venv/bin/torch-model-archiver ]]; then
-  PATH="$PWD/.venv/bin:$PATH"
-fi
 
 echo "Archiving $name $version ($(du -sh "$stage/files/model" | cut -f1) of model files) ..."
 started=$SECONDS

@@ -8,6 +8,7 @@ sentence and aggregated per review.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +71,11 @@ class AspectSentimentHandler(TextClassifierHandler):
             )
             start += len(group)
         return results
+
+    def record_results(self, results: list[dict[str, Any]]) -> None:
+        found = Counter(
+            (aspect, verdict["polarity"])
+            for result in results
+            for aspect, verdict in result["aspects"].items()
+        )
+        self.metrics.count("reviews_absa_aspects_total", found)

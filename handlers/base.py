@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,9 @@ from typing import Any
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from handlers.inputs import Limits, ParsedRequest, RequestError, parse_request
+from handlers.inputs import Limits, ParsedRequest, RequestError, find_header, parse_request
+from handlers.metrics import ModelMetrics, model_identity
+from handlers.onnx_model import ONNX_FILE, OnnxSequenceClassifier
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +37,8 @@ DEFAULT_SETTINGS = {
     "max_length": 128,
     "inference_batch_size": 32,
     "threads": 0,
+    # "dynamic-int8": int8 weights for every Linear layer, quantised at load (torch models).
+    "quantize": "none",
 }
 
 
@@ -42,14 +48,6 @@ class Encoded:
 
     features: list[dict[str, list[int]]]
     truncated: list[bool]
-
-
-def find_header(context: Any, idx: int, name: str) -> str | None:
-    headers = context.get_all_request_header(idx) or {}
-    for key, value in headers.items():
-        if key.lower() == name.lower():
-            return value
-    return None
 
 
 def auto_threads(workers: int) -> int:
@@ -62,17 +60,15 @@ class TextClassifierHandler:
 
     def __init__(self) -> None:
         self.initialized = False
+        self.metrics = ModelMetrics()
 
     # ----- loading -------------------------------------------------------------------------
 
     def initialize(self, context: Any) -> None:
         model_config = context.model_yaml_config or {}
         self.configure(model_config.get("handler", {}), workers=model_config.get("minWorkers", 1))
-        manifest_model = context.manifest["model"]
-        self.model_info = {
-            "name": manifest_model["modelName"],
-            "version": manifest_model.get("modelVersion", "1.0"),
-        }
+        self.model_info = model_identity(context)
+        self.metrics = ModelMetrics(context.metrics, **self.model_info)
         self.load(Path(context.system_properties["model_dir"]) / MODEL_SUBDIR)
         logger.info("Loaded %s", self.model_info)
         self.initialized = True
@@ -89,15 +85,24 @@ class TextClassifierHandler:
     def load(self, model_dir: Path) -> None:
         """Load tokenizer and model from a local HF-format directory, never from a hub."""
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            model_dir, local_files_only=True
-        ).eval()
+        if (model_dir / ONNX_FILE).is_file():
+            self.model = OnnxSequenceClassifier(model_dir, threads=torch.get_num_threads())
+        else:
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                model_dir, local_files_only=True
+            ).eval()
+            if self.settings["quantize"] == "dynamic-int8":
+                # 1.6-1.8x faster on CPU for < 1 point accuracy (docs/BENCHMARKS.md).
+                self.model = torch.ao.quantization.quantize_dynamic(
+                    self.model, {torch.nn.Linear}, dtype=torch.qint8
+                )
         self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
         self.max_length = min(int(self.settings["max_length"]), self.tokenizer.model_max_length)
 
     # ----- TorchServe entry point ----------------------------------------------------------
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[Any]:
+        started = time.perf_counter()
         requests: list[ParsedRequest | RequestError] = []
         for idx, row in enumerate(data):
             try:
@@ -107,6 +112,14 @@ class TextClassifierHandler:
                 requests.append(error)
 
         answers = self.answer_all(requests)
+        self.metrics.record_batch(
+            requests=len(data),
+            texts=sum(len(r.texts) for r in requests if isinstance(r, ParsedRequest)),
+            seconds=time.perf_counter() - started,
+            errors=Counter(a.status for a in answers if isinstance(a, RequestError)),
+        )
+        answered = [a for a in answers if not isinstance(a, RequestError)]
+        self.record_results([r for a in answered for r in a.get("results", [a])])
         responses = []
         for idx, answer in enumerate(answers):
             context.set_response_content_type(idx, "application/json")
@@ -144,6 +157,9 @@ class TextClassifierHandler:
     def assemble(self, request: ParsedRequest, results: list[dict[str, Any]]) -> dict[str, Any]:
         results = [{**result, "model": self.model_info} for result in results]
         return {"results": results} if request.is_list else results[0]
+
+    def record_results(self, results: list[dict[str, Any]]) -> None:
+        """Count what the answers say (labels, flags, aspects); subclasses choose what."""
 
     # ----- inference pipeline ---------------------------------------------------------------
 

@@ -45,6 +45,15 @@ class ParsedRequest:
     key: str | None = None
 
 
+def find_header(context: Any, idx: int, name: str) -> str | None:
+    """A request header of TorchServe's context, matched case-insensitively."""
+    headers = context.get_all_request_header(idx) or {}
+    for key, value in headers.items():
+        if key.lower() == name.lower():
+            return value
+    return None
+
+
 def request_body(row: dict[str, Any]) -> Any:
     """The payload of a TorchServe request row (raw body, or the single form field)."""
     for name in ("body", "data"):

@@ -28,6 +28,8 @@ class ReviewHandler(TextClassifierHandler):
             # Each part reads the shared settings plus its own section (e.g. toxicity thresholds).
             part.configure({**self.settings, **self.settings.get(name, {})})
             part.load(model_dir / name)
+            # The parts count their labels and flags under the review model's name.
+            part.metrics = self.metrics
         self.pool = (
             ThreadPoolExecutor(len(self.parts), thread_name_prefix="review")
             if self.settings.get("parallel_parts", False)
@@ -43,3 +45,7 @@ class ReviewHandler(TextClassifierHandler):
             }
             answers = {name: future.result() for name, future in futures.items()}
         return [{name: answers[name][i] for name in self.parts} for i in range(len(texts))]
+
+    def record_results(self, results: list[dict[str, Any]]) -> None:
+        for name, part in self.parts.items():
+            part.record_results([result[name] for result in results])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import torch
@@ -25,3 +26,7 @@ class SentimentHandler(TextClassifierHandler):
                 }
             )
         return results
+
+    def record_results(self, results: list[dict[str, Any]]) -> None:
+        predictions = Counter((result["label"],) for result in results)
+        self.metrics.count("reviews_sentiment_predictions_total", predictions)

@@ -11,6 +11,7 @@ TF-IDF + linear model of alt-profanity-check (one label, ``toxicity``).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +71,12 @@ class ToxicityHandler(TextClassifierHandler):
         }
         toxic = any(labels[label] >= self.thresholds[label] for label in self.labels)
         return {"labels": labels, "toxic": toxic}
+
+    def record_results(self, results: list[dict[str, Any]]) -> None:
+        flagged = Counter(
+            (label,)
+            for result in results
+            for label, score in result["labels"].items()
+            if score >= self.thresholds[label]
+        )
+        self.metrics.count("reviews_toxicity_flagged_texts_total", flagged)

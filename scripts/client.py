@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,46 @@ def is_retryable(error: BaseException) -> bool:
     return isinstance(error, httpx.TransportError)
 
 
+def retry_policy(retryable: Callable[[BaseException], bool], attempts: int) -> Callable:
+    """Exponential back-off with jitter, the same for every client of the bundle."""
+    return retry(
+        retry=retry_if_exception(retryable),
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential_jitter(multiplier=0.2, max=5),
+        reraise=True,
+    )
+
+
+def prediction_payload(texts: str | list[str]) -> dict[str, Any]:
+    """The request contract: one text gives one result, a list gives ``{"results": [...]}``."""
+    return {"text": texts} if isinstance(texts, str) else {"texts": texts}
+
+
+class ServerKeys:
+    """The keys TorchServe wrote to ``key_file.json``, renewed with the API key when refused."""
+
+    def __init__(self, key_file: Path, management_url: str, http: httpx.Client):
+        self.key_file = Path(key_file)
+        self.management_url = management_url.rstrip("/")
+        self.http = http
+
+    def key(self, kind: str) -> str:
+        """``kind`` is "inference", "management" or "API"."""
+        return json.loads(self.key_file.read_text())[kind]["key"]
+
+    def authorization(self, kind: str) -> str:
+        return f"Bearer {self.key(kind)}"
+
+    def renew(self, kind: str) -> None:
+        # Token renewal exists only in the HTTP management API, also for gRPC clients.
+        response = self.http.post(
+            f"{self.management_url}/token",
+            params={"type": kind},
+            headers={"Authorization": self.authorization("API")},
+        )
+        raise_for_status(response)
+
+
 class ReviewClient:
     def __init__(
         self,
@@ -56,14 +97,9 @@ class ReviewClient:
     ):
         self.inference_url = inference_url.rstrip("/")
         self.management_url = management_url.rstrip("/")
-        self.key_file = Path(key_file)
         self.http = httpx.Client(timeout=timeout)
-        self.retrying = retry(
-            retry=retry_if_exception(is_retryable),
-            stop=stop_after_attempt(attempts),
-            wait=wait_exponential_jitter(multiplier=0.2, max=5),
-            reraise=True,
-        )
+        self.keys = ServerKeys(key_file, management_url, self.http)
+        self.retrying = retry_policy(is_retryable, attempts)
 
     def close(self) -> None:
         self.http.close()
@@ -76,32 +112,29 @@ class ReviewClient:
 
     # ----- auth -----------------------------------------------------------------------------
 
+    @property
+    def key_file(self) -> Path:
+        return self.keys.key_file
+
     def key(self, kind: str) -> str:
         """``kind`` is "inference", "management" or "API"."""
-        return json.loads(self.key_file.read_text())[kind]["key"]
+        return self.keys.key(kind)
 
     def renew_key(self, kind: str) -> None:
-        response = self.http.post(
-            f"{self.management_url}/token",
-            params={"type": kind},
-            headers={"Authorization": f"Bearer {self.key('API')}"},
-        )
-        raise_for_status(response)
+        self.keys.renew(kind)
 
     def request(self, kind: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """Send with the right bearer key; if TorchServe refuses it, renew it once and retry."""
         headers = kwargs.pop("headers", {})
-        response = self.http.request(
-            method, url, headers={**headers, "Authorization": f"Bearer {self.key(kind)}"}, **kwargs
-        )
+
+        def send() -> httpx.Response:
+            authorization = {"Authorization": self.keys.authorization(kind)}
+            return self.http.request(method, url, headers={**headers, **authorization}, **kwargs)
+
+        response = send()
         if is_token_refusal(response):
-            self.renew_key(kind)
-            response = self.http.request(
-                method,
-                url,
-                headers={**headers, "Authorization": f"Bearer {self.key(kind)}"},
-                **kwargs,
-            )
+            self.keys.renew(kind)
+            response = send()
         return response
 
     # ----- inference ------------------------------------------------------------------------
@@ -118,7 +151,7 @@ class ReviewClient:
         Inference is idempotent: a dead or restarting worker, a full queue and connection
         errors are retried with exponential back-off.
         """
-        payload = {"text": texts} if isinstance(texts, str) else {"texts": texts}
+        payload = prediction_payload(texts)
         url = self.predict_url(model, version)
 
         def send() -> dict[str, Any]:
@@ -176,17 +209,25 @@ def raise_for_status(response: httpx.Response) -> Any:
     return body
 
 
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the server is: its run directory (for the keys) and its HTTP addresses."""
+    parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
+    parser.add_argument("--inference-url", default="http://127.0.0.1:8080")
+    parser.add_argument("--management-url", default="http://127.0.0.1:8081")
+
+
+def client_from_arguments(args: argparse.Namespace) -> ReviewClient:
+    return ReviewClient(args.inference_url, args.management_url, args.run_dir / "key_file.json")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Send texts to a model of the local server.")
     parser.add_argument("texts", nargs="+")
     parser.add_argument("--model", default="sentiment")
     parser.add_argument("--version")
-    parser.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR)
-    parser.add_argument("--inference-url", default="http://127.0.0.1:8080")
-    parser.add_argument("--management-url", default="http://127.0.0.1:8081")
+    add_server_arguments(parser)
     args = parser.parse_args()
-    client = ReviewClient(args.inference_url, args.management_url, args.run_dir / "key_file.json")
-    with client:
+    with client_from_arguments(args) as client:
         try:
             texts = args.texts[0] if len(args.texts) == 1 else args.texts
             print(json.dumps(client.predict(args.model, texts, args.version), indent=2))

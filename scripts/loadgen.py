@@ -7,7 +7,7 @@ import io
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,10 +20,23 @@ class LoadResult:
     p50_ms: float
     p90_ms: float
     p99_ms: float
+    # Every answer's latency, where the load generator reports them (hey does).
+    latencies_ms: tuple[float, ...] = field(default=(), repr=False)
 
     @property
     def requests_per_second(self) -> float:
         return self.requests / self.seconds
+
+    @classmethod
+    def of(cls, latencies_ms: list[float], errors: int, seconds: float) -> LoadResult:
+        p50, p90, p99 = np.percentile(latencies_ms, [50, 90, 99])
+        return cls(len(latencies_ms), errors, seconds, p50, p90, p99, tuple(latencies_ms))
+
+    @classmethod
+    def combined(cls, runs: list[LoadResult]) -> LoadResult:
+        """Runs one after the other, as one."""
+        latencies = [latency for run in runs for latency in run.latencies_ms]
+        return cls.of(latencies, sum(r.errors for r in runs), sum(r.seconds for r in runs))
 
 
 def run_hey(
@@ -31,24 +44,31 @@ def run_hey(
     body: bytes,
     key: str,
     concurrency: int,
-    seconds: float,
+    seconds: float | None = None,
     rate_per_worker: float | None = None,
     content_type: str = "application/json",
+    requests: int | None = None,
 ) -> LoadResult:
-    """Closed loop with ``concurrency`` clients, or open loop when ``rate_per_worker`` is set."""
+    """Closed loop with ``concurrency`` clients, or open loop when ``rate_per_worker`` is set.
+
+    Runs for ``seconds`` or until ``requests`` are answered. At the end of a timed run hey
+    abandons the requests still in flight; a counted run answers every one it sends.
+    """
     if shutil.which("hey") is None:
         raise RuntimeError("hey is not installed: apt-get install hey")
+    if (seconds is None) == (requests is None):
+        raise ValueError("Give either seconds or requests.")
     with tempfile.NamedTemporaryFile(suffix=".body") as body_file:
         body_file.write(body)
         body_file.flush()
-        command = ["hey", "-z", f"{seconds}s", "-c", str(concurrency), "-m", "POST", "-o", "csv"]
+        length = ["-z", f"{seconds}s"] if seconds is not None else ["-n", str(requests)]
+        command = ["hey", *length, "-c", str(concurrency), "-m", "POST", "-o", "csv"]
         command += ["-T", content_type, "-H", f"Authorization: Bearer {key}", "-D", body_file.name]
         if rate_per_worker:
             command += ["-q", str(rate_per_worker)]
         output = subprocess.run([*command, url], check=True, capture_output=True, text=True).stdout
     rows = list(csv.DictReader(io.StringIO(output)))
-    latencies = np.array([float(row["response-time"]) for row in rows]) * 1000
+    latencies = [float(row["response-time"]) * 1000 for row in rows]
     errors = sum(not row["status-code"].startswith("2") for row in rows)
     elapsed = max(float(row["offset"]) + float(row["response-time"]) for row in rows)
-    p50, p90, p99 = np.percentile(latencies, [50, 90, 99])
-    return LoadResult(len(rows), errors, elapsed, p50, p90, p99)
+    return LoadResult.of(latencies, errors, elapsed)

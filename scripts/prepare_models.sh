@@ -27,7 +27,7 @@ if [[ ! -f "$encoder_dir/config.json" ]]; then
 fi
 absa_dir=artifacts/models/absa
 if [[ ! -f "$absa_dir/evaluation.json" ]]; then
-  echo "==> Training the default German ABSA model (e5-small, NLI-M pairs, about 12 minutes)"
+  echo "==> Training the default German ABSA model (e5-small, NLI-M pairs, about 15 minutes)"
   rm -rf "$absa_dir.partial"
   python -m scripts.train_absa --encoder "$encoder_dir" --output "$absa_dir.partial" --report-test
   rm -rf "$absa_dir"
@@ -51,3 +51,10 @@ pack sentiment sentiment "$sentiment_dir"
 pack toxicity toxicity "$toxicity_dir"
 pack review review "sentiment=$sentiment_dir" "toxicity=$toxicity_dir"
 pack absa absa "$absa_dir"
+# One A/B router per task (handlers/router.py), all traffic to 1.0 until an operator splits it.
+for target in sentiment toxicity review absa; do
+  router="model_store/$target-ab.mar"
+  if [[ ! -f "$router" ]] || [[ -n "$(find handlers configs/router -newer "$router" -print -quit)" ]]; then
+    python -m scripts.ops pack-router "$target" 1.0=100
+  fi
+done

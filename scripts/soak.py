@@ -1,9 +1,10 @@
 """Soak test: mixed load on every served model for minutes, then account for every request.
 
-Drives the running local server (``scripts/serve.sh``) with one hey process per model at once
-and reports, per model, requests sent and answered (hey's own count, and the 2xx lines of
-TorchServe's access log for the same window, which must agree), errors, and the resident
-memory of the TorchServe frontend and its workers at the start and the end.
+Drives the running local server (``scripts/serve.sh``) with one hey process per model (and the
+sentiment A/B router) at once and reports, per model, requests sent and answered (hey's own
+count, and the 2xx lines of TorchServe's access log for the same window, which must agree),
+errors, and the resident memory of the TorchServe frontend and its workers at the start and
+the end.
 
     python -m scripts.soak [--minutes 10] [--clients 2]
 """
@@ -12,14 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
 
 from scripts.client import ReviewClient
-from scripts.loadgen import run_hey
+from scripts.loadgen import LoadResult, run_hey
 from scripts.torchserve import REPO, LocalTorchServe
 
 TEXTS = {
@@ -27,6 +28,7 @@ TEXTS = {
     "toxicity": "Great burgers. The guy at the counter was a complete idiot though.",
     "review": "We waited forty minutes for a table. The pasta was worth it, honestly.",
     "absa": "Die Pizza war lecker, aber viel zu teuer. Der Kellner war sehr freundlich.",
+    "sentiment-ab": "Friendly staff and a cosy room, though the fries were soggy.",
 }
 
 
@@ -37,10 +39,17 @@ def resident_megabytes(server: LocalTorchServe) -> float:
     return sum(p.memory_info().rss for p in processes) / 2**20
 
 
-def answered_in_log(server: LocalTorchServe, model: str, skip_lines: int) -> int:
-    pattern = re.compile(rf'"POST /predictions/{model} HTTP/1.1" 200 ')
-    lines = (server.log_dir / "access_log.log").read_text().splitlines()[skip_lines:]
-    return sum(bool(pattern.search(line)) for line in lines)
+def wait_until_idle(
+    server: LocalTorchServe, quiet_seconds: float = 5, timeout: float = 120
+) -> None:
+    """Until the access log stops growing: requests a timed hey run abandoned are answered."""
+    deadline = time.monotonic() + timeout
+    lines, quiet_since = -1, time.monotonic()
+    while time.monotonic() - quiet_since < quiet_seconds and time.monotonic() < deadline:
+        current = len(server.access_log_lines())
+        if current != lines:
+            lines, quiet_since = current, time.monotonic()
+        time.sleep(0.5)
 
 
 def main() -> None:
@@ -48,33 +57,49 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--clients", type=int, default=2, help="concurrent clients per model")
     parser.add_argument("--warmup-seconds", type=float, default=30)
+    parser.add_argument("--chunk-seconds", type=float, default=30)
     parser.add_argument("--run-dir", type=Path, default=REPO / ".torchserve")
     args = parser.parse_args()
     server = LocalTorchServe(REPO / "config.properties", args.run_dir)
     client = ReviewClient(key_file=server.key_file)
 
-    def load(model: str, seconds: float):
+    def load(model: str, seconds: float | None = None, requests: int | None = None):
         body = json.dumps({"text": TEXTS[model]}).encode()
         url = client.predict_url(model)
-        return run_hey(url, body, client.key("inference"), args.clients, seconds)
+        key = client.key("inference")
+        return run_hey(url, body, key, args.clients, seconds=seconds, requests=requests)
 
-    def load_all(seconds: float) -> dict:
-        with ThreadPoolExecutor(len(TEXTS)) as pool:
-            runs = pool.map(lambda model: load(model, seconds), TEXTS)
-            return dict(zip(TEXTS, runs, strict=True))
+    def soak(model: str, rate: float, until: float) -> LoadResult:
+        """Counted hey runs of about --chunk-seconds each until the deadline: every request
+        sent is waited for, and the run still lasts the whole soak."""
+        runs = []
+        while time.monotonic() < until:
+            runs.append(load(model, requests=max(args.clients, round(rate * args.chunk_seconds))))
+            rate = runs[-1].requests_per_second
+        return LoadResult.combined(runs)
 
-    # Memory is measured from the end of a warm-up under the same load, not from idle.
-    load_all(args.warmup_seconds)
+    # Memory is measured from the end of a warm-up under the same load, not from idle; the
+    # warm-up also gives each model's first rate. A timed hey run abandons the requests in
+    # flight at its end, so the soak waits until those are answered before counting.
+    with ThreadPoolExecutor(len(TEXTS)) as pool:
+        runs = pool.map(lambda m: load(m, args.warmup_seconds), TEXTS)
+        warmup = dict(zip(TEXTS, runs, strict=True))
+    wait_until_idle(server)
     memory_before = resident_megabytes(server)
-    log_start = len((server.log_dir / "access_log.log").read_text().splitlines())
-    results = load_all(args.minutes * 60)
+    log_start = len(server.access_log_lines())
+    started = time.monotonic()
+    until = started + args.minutes * 60
+    with ThreadPoolExecutor(len(TEXTS)) as pool:
+        runs = pool.map(lambda m: soak(m, warmup[m].requests_per_second, until), TEXTS)
+        results = dict(zip(TEXTS, runs, strict=True))
+    minutes = (time.monotonic() - started) / 60
     memory_after = resident_megabytes(server)
 
-    print(f"{args.minutes:g} minutes, {args.clients} clients per model, all models at once")
+    print(f"{minutes:.1f} minutes, {args.clients} clients per model, all models at once")
     print("| model | sent | 2xx (hey) | 2xx (access log) | errors | p50 ms | p99 ms |")
     print("|---|---|---|---|---|---|---|")
     for model, result in results.items():
-        logged = answered_in_log(server, model, log_start)
+        logged = server.answered_in_log(f"/predictions/{model}", log_start)
         print(
             f"| {model} | {result.requests} | {result.requests - result.errors} | {logged} | "
             f"{result.errors} | {result.p50_ms:.1f} | {result.p99_ms:.1f} |"

@@ -12,18 +12,30 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
+import re
 import signal
+import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from scripts.client import ReviewClient, ServerError
 
+if TYPE_CHECKING:
+    from scripts.grpc_client import GrpcReviewClient
+
 REPO = Path(__file__).resolve().parent.parent
+# TorchServe's launcher and the Python its workers run: those of this interpreter's venv.
+VENV_BIN = Path(sys.executable).parent
+
+
+# Properties naming files; a relative path is relative to the properties file.
+FILE_PROPERTIES = ("metrics_config",)
 
 
 def read_properties(path: Path) -> dict[str, str]:
@@ -33,6 +45,9 @@ def read_properties(path: Path) -> dict[str, str]:
         if line and not line.startswith("#") and "=" in line:
             key, value = line.split("=", 1)
             properties[key.strip()] = value.strip()
+    for key in FILE_PROPERTIES:
+        if key in properties:
+            properties[key] = str((path.parent / properties[key]).resolve())
     return properties
 
 
@@ -88,6 +103,22 @@ class LocalTorchServe:
             timeout=timeout,
         )
 
+    def grpc_target(self, api: str) -> str:
+        """``api`` is "inference" or "management"."""
+        return f"{self.properties[f'grpc_{api}_address']}:{self.properties[f'grpc_{api}_port']}"
+
+    def grpc_client(self, timeout: float = 60.0) -> GrpcReviewClient:
+        # Imported here: it generates the gRPC stubs on first use, which HTTP users never need.
+        from scripts.grpc_client import GrpcReviewClient
+
+        return GrpcReviewClient(
+            inference_target=self.grpc_target("inference"),
+            management_target=self.grpc_target("management"),
+            management_url=self.properties["management_address"],
+            key_file=self.key_file,
+            timeout=timeout,
+        )
+
     @property
     def metrics_url(self) -> str:
         return self.properties["metrics_address"]
@@ -110,7 +141,7 @@ class LocalTorchServe:
         env.setdefault("HF_HUB_OFFLINE", "1")
         env.setdefault("TRANSFORMERS_OFFLINE", "1")
         # TorchServe starts workers with the Python it finds first on PATH.
-        env["PATH"] = f"{Path(shutil.which('python') or 'python').parent}:{env['PATH']}"
+        env["PATH"] = f"{VENV_BIN}:{env['PATH']}"
         return env
 
     def start(self) -> None:
@@ -118,11 +149,14 @@ class LocalTorchServe:
             raise StartupError(f"TorchServe already runs from {self.run_dir} (pid {self.pid()})")
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.key_file.unlink(missing_ok=True)
+        # TorchServe resolves relative paths against its working directory, the run directory.
+        effective_config = self.run_dir / "effective.properties"
+        write_properties(effective_config, self.properties)
         command = [
-            "torchserve",
+            str(VENV_BIN / "torchserve"),
             "--start",
             "--ts-config",
-            str(self.config_file),
+            str(effective_config),
             "--model-store",
             str(self.model_store),
             # config.properties is the source of truth: no snapshot is written or restored.
@@ -166,6 +200,15 @@ class LocalTorchServe:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(proc.name), signal.SIGKILL)
 
+    def access_log_lines(self) -> list[str]:
+        path = self.log_dir / "access_log.log"
+        return path.read_text().splitlines() if path.exists() else []
+
+    def answered_in_log(self, path: str, since_line: int = 0) -> int:
+        """Requests to ``path`` (e.g. /predictions/sentiment) answered 200 after a log line."""
+        pattern = re.compile(rf'"POST {re.escape(path)} HTTP/1.1" 200 ')
+        return sum(bool(pattern.search(line)) for line in self.access_log_lines()[since_line:])
+
     def log_tail(self, lines: int = 40) -> str:
         parts = []
         # Java's own crash output goes to torchserve.out, not to TorchServe's log files.
@@ -206,3 +249,53 @@ class LocalTorchServe:
                 pass
             time.sleep(0.3)
         return models
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def configure_server(
+    run_dir: Path,
+    model_store: Path,
+    load_models: str,
+    properties_file: Path = REPO / "config.properties",
+    **overrides: str,
+) -> LocalTorchServe:
+    """A TorchServe (not started) with ``properties_file``, moved to free loopback ports."""
+    inference, management, metrics, grpc_inference, grpc_management = free_ports(5)
+    properties = read_properties(properties_file)
+    properties.update(
+        inference_address=f"http://127.0.0.1:{inference}",
+        management_address=f"http://127.0.0.1:{management}",
+        metrics_address=f"http://127.0.0.1:{metrics}",
+        grpc_inference_port=str(grpc_inference),
+        grpc_management_port=str(grpc_management),
+        model_store=str(model_store),
+        load_models=load_models,
+    )
+    properties.update(overrides)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_properties(run_dir / "config.properties", properties)
+    return LocalTorchServe(run_dir / "config.properties", run_dir, model_store)
+
+
+def start_server(
+    run_dir: Path, model_store: Path, load_models: str, **overrides: str
+) -> LocalTorchServe:
+    """A TorchServe with the repo's config.properties, on free loopback ports, ready: for
+    tests and benchmarks that need an instance of their own."""
+    server = configure_server(run_dir, model_store, load_models, **overrides)
+    server.start()
+    try:
+        server.wait_until_ready(timeout=180)
+    except Exception:
+        server.stop()
+        raise
+    return server

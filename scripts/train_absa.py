@@ -172,7 +172,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=REPO / "data/absa_de")
     parser.add_argument("--config", type=Path, default=REPO / "configs/absa/model-config.yaml")
     parser.add_argument("--construction", choices=CONSTRUCTIONS)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--head-lr", type=float, default=2e-3, help="classifier and pooler")
     parser.add_argument("--batch-size", type=int, default=32)

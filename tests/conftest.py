@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from scripts.torchserve import REPO, LocalTorchServe, read_properties, write_properties
+from scripts.archives import build_mar
+from scripts.torchserve import (
+    REPO,
+    LocalTorchServe,
+    read_properties,
+    start_server,
+)
 from tests.tiny_models import build_tiny_classifier
 
 # Fast batching for tests: a long delay makes concurrent requests share a batch for certain.
@@ -25,66 +29,6 @@ handler:
   max_length: 32
   inference_batch_size: 4
 """
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
-def build_mar(
-    name: str, version: str, model_dir: Path, handler: str, store: Path, **options: str
-) -> Path:
-    command = [
-        str(REPO / "build_mar.sh"),
-        "--name",
-        name,
-        "--version",
-        version,
-        "--model-dir",
-        str(model_dir),
-        "--handler",
-        handler,
-        "--export-path",
-        str(store),
-    ]
-    for option, value in options.items():
-        command += [f"--{option.replace('_', '-')}", value]
-    subprocess.run(command, check=True, capture_output=True)
-    return store / f"{options.get('archive_name', name)}.mar"
-
-
-def start_server(
-    run_dir: Path, model_store: Path, load_models: str, **overrides: str
-) -> LocalTorchServe:
-    """A TorchServe with the repo's config.properties, on free loopback ports."""
-    inference, management, metrics, grpc_inference, grpc_management = free_ports(5)
-    properties = read_properties(REPO / "config.properties")
-    properties.update(
-        inference_address=f"http://127.0.0.1:{inference}",
-        management_address=f"http://127.0.0.1:{management}",
-        metrics_address=f"http://127.0.0.1:{metrics}",
-        grpc_inference_port=str(grpc_inference),
-        grpc_management_port=str(grpc_management),
-        model_store=str(model_store),
-        load_models=load_models,
-    )
-    properties.update(overrides)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_properties(run_dir / "config.properties", properties)
-    server = LocalTorchServe(run_dir / "config.properties", run_dir, model_store)
-    server.start()
-    try:
-        server.wait_until_ready(timeout=180)
-    except Exception:
-        server.stop()
-        raise
-    return server
 
 
 @pytest.fixture(scope="session")

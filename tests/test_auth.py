@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from tests.conftest import start_server
+from scripts.torchserve import start_server
 
 
 def test_client_renews_an_expired_inference_key(tmp_path, tiny_store):

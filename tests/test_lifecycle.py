@@ -7,8 +7,7 @@ import socket
 import psutil
 import pytest
 
-from scripts.torchserve import StartupError
-from tests.conftest import free_ports, start_server
+from scripts.torchserve import StartupError, free_ports, start_server
 
 
 def test_stop_leaves_no_process_behind(tmp_path, tiny_store):

@@ -16,8 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from scripts.archives import build_mar
 from scripts.client import ReviewClient
-from tests.conftest import TEST_MODEL_CONFIG, build_mar, start_server
+from scripts.torchserve import start_server
+from tests.conftest import TEST_MODEL_CONFIG
 
 MODELS = ["sentiment", "toxicity", "review", "absa"]
 

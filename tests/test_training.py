@@ -1,4 +1,4 @@
-"""Pure helpers of the sentiment training script."""
+"""Pure helpers of the training scripts."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch
 
 from scripts.datasets import Example
 from scripts.finetune import length_bucketed_batches
+from scripts.train_absa import absa_scores
 from scripts.train_sentiment import fit_temperature, split_dev
 
 
@@ -39,3 +40,18 @@ def test_temperature_recovers_overconfidence():
     sampled = torch.distributions.Categorical(logits=true_logits).sample()
     temperature = fit_temperature(true_logits * 3.0, sampled)
     assert 2.5 < temperature < 3.5
+
+
+def test_absa_scores_count_a_wrong_polarity_as_a_detected_but_wrong_pair():
+    golds = [{"food": "positive", "service": "negative"}, {}, {"price": "conflict"}]
+    predictions = [
+        {"food": {"polarity": "positive"}, "service": {"polarity": "positive"}},
+        {"location": {"polarity": "neutral"}},
+        {},
+    ]
+    scores = absa_scores(golds, predictions)
+    # Detection: 2 hits, 1 false alarm, 1 miss. Pairs: 1 hit, 2 false, 2 missed.
+    assert scores["aspect_detection_micro_f1"] == round(4 / 6, 4)
+    assert scores["aspect_polarity_micro_f1"] == round(2 / 6, 4)
+    assert scores["polarity_accuracy_on_mentioned"] == round(1 / 3, 4)
+    assert scores["sentences"] == 3

@@ -2,6 +2,7 @@
 
 Sources (all written by hand by the project team):
   src/train/*.txt        hand-written training sentences
+  src/train_added/*.txt  hand-written training sentences added after the first release
   src/train_clauses.txt  hand-written clauses; part of train is composed from them
   src/dev.txt            hand-written development sentences
   src/test.txt           hand-written test sentences
@@ -124,6 +125,10 @@ def read_source(path: Path) -> list[dict]:
     return rows
 
 
+def read_sources(directory: Path) -> list[dict]:
+    return [row for path in sorted(directory.glob("*.txt")) for row in read_source(path)]
+
+
 def capitalize(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -203,15 +208,14 @@ def near_duplicates(rows_a: list[dict], rows_b: list[dict]) -> list[tuple[dict, 
 
 def build() -> tuple[dict[str, list[dict]], dict[str, int]]:
     """Return the rows per split (with provenance in 'where') and composed counts."""
-    hand_train = []
-    for path in sorted((SRC / "train").glob("*.txt")):
-        hand_train.extend(read_source(path))
+    hand_train = read_sources(SRC / "train")
+    added_train = read_sources(SRC / "train_added")
     dev = read_source(SRC / "dev.txt")
     test = read_source(SRC / "test.txt")
 
     problems = []
     held_out = dev + test
-    for row, other, score in near_duplicates(hand_train, held_out):
+    for row, other, score in near_duplicates(hand_train + added_train, held_out):
         problems.append(f"train/held-out overlap {score:.2f}: {row['where']} ~ {other['where']}")
     for row, other, score in near_duplicates(dev, test):
         problems.append(f"dev/test overlap {score:.2f}: {row['where']} ~ {other['where']}")
@@ -219,7 +223,7 @@ def build() -> tuple[dict[str, list[dict]], dict[str, int]]:
         raise DataError("near duplicates across splits:\n  " + "\n  ".join(problems))
 
     composed = compose_train(read_source(SRC / "train_clauses.txt"))
-    hand_texts = {row["text"].lower() for row in hand_train}
+    hand_texts = {row["text"].lower() for row in hand_train + added_train}
     composed = [row for row in composed if row["text"].lower() not in hand_texts]
     clashing = {id(row) for row, _, _ in near_duplicates(composed, held_out)}
     composed = [row for row in composed if id(row) not in clashing]
@@ -229,6 +233,10 @@ def build() -> tuple[dict[str, list[dict]], dict[str, int]]:
     splits = {"train": hand_train + composed, "dev": dev, "test": test}
     for rows in splits.values():
         rng.shuffle(rows)
+    # Later additions get a shuffle of their own: the shared generator's state after the
+    # train shuffle fixes the published order of dev and test, which must not change.
+    splits["train"] += added_train
+    random.Random(SEED).shuffle(splits["train"])
     return splits, dict(template_counts)
 
 

@@ -1,0 +1,35 @@
+# SageMaker inference image (bring your own container): TorchServe 0.12 with the bundle's
+# Python requirements. Models are not baked in: SageMaker unpacks the model's model.tar.gz
+# (the .mar archives, handlers inside) into /opt/ml/model, so a new model version needs no new
+# image. Build and push (not built on the development machine, which has no Docker):
+#   docker build -t review-analysis-sagemaker .
+# Local run: docker run -p 8080:8080 -v "$PWD/model_store:/opt/ml/model:ro" review-analysis-sagemaker serve
+#
+# Bookworm, because Debian 13 no longer packages Java 17, TorchServe's tested Java.
+FROM python:3.11-slim-bookworm
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /opt/program
+COPY requirements.txt .
+# The CPU build of the pinned torch first, so that requirements.txt does not pull CUDA wheels.
+RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu \
+        "$(grep '^torch==' requirements.txt)" \
+    && pip install --no-cache-dir -r requirements.txt
+
+COPY sagemaker/config.properties /opt/program/config.properties
+COPY sagemaker/serve /opt/program/serve
+
+# TorchServe writes its logs and unpacks archives in the working directory and in /tmp.
+RUN useradd --create-home model-server && chown model-server /opt/program
+USER model-server
+ENV PATH="/opt/program:${PATH}" \
+    TS_CONFIG_FILE=/opt/program/config.properties \
+    PYTHONUNBUFFERED=1 \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1
+
+EXPOSE 8080
+ENTRYPOINT ["/opt/program/serve"]

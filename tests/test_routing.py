@@ -1,0 +1,258 @@
+"""A/B routing: weighted sticky splits, the operator tool, and a hot swap under real load."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from handlers.routing import choose_variant
+from scripts.archives import build_mar
+from scripts.client import ReviewClient
+from scripts.loadgen import LoadResult, run_hey
+from scripts.ops import OperationError, Operator, pack_router
+from scripts.torchserve import REPO, LocalTorchServe, start_server
+from tests.conftest import TEST_MODEL_CONFIG
+from tests.prometheus import Scrape, wait_for_metrics
+from tests.tiny_models import build_tiny_classifier
+
+KEYS = [f"user-{i}" for i in range(2000)]
+
+
+def share(assignments: list[str], version: str) -> float:
+    return assignments.count(version) / len(assignments)
+
+
+# ----- the split itself (no server) -----------------------------------------------------------
+
+
+def test_keyed_split_follows_the_weights_and_moves_only_what_must_move():
+    before = [choose_variant({"1.0": 90, "2.0": 10}, key, random.Random()) for key in KEYS]
+    assert abs(share(before, "2.0") - 0.10) <= 0.02
+    assert before == [choose_variant({"1.0": 90, "2.0": 10}, k, random.Random()) for k in KEYS]
+
+    after = [choose_variant({"1.0": 80, "2.0": 20}, key, random.Random()) for key in KEYS]
+    moved = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    assert set(moved) == {("1.0", "2.0")}  # nobody on 2.0 is sent back to 1.0
+    assert abs(len(moved) / len(KEYS) - 0.10) <= 0.02
+
+    third = [choose_variant({"1.0": 80, "2.0": 20, "3.0": 10}, k, random.Random()) for k in KEYS]
+    assert {b for a, b in zip(after, third, strict=True) if a != b} == {"3.0"}
+
+
+def test_unkeyed_split_is_random_by_weight_and_skips_zero_weights():
+    rng = random.Random(7)
+    picks = [choose_variant({"1.0": 90, "2.0": 10, "3.0": 0}, None, rng) for _ in range(4000)]
+    assert abs(share(picks, "2.0") - 0.10) <= 0.02
+    assert "3.0" not in picks
+    assert choose_variant({"1.0": 0, "2.0": 5}, "any key", rng) == "2.0"
+
+
+# ----- served -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ab_archives(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """sentiment 1.0 and 2.0 (tiny, different weights, 5 ms batch delay) and sentiment-ab 1."""
+    root = tmp_path_factory.mktemp("ab")
+    store = root / "store"
+    config = root / "model-config.yaml"
+    config.write_text(TEST_MODEL_CONFIG.replace("maxBatchDelay: 300", "maxBatchDelay: 5"))
+    for version, seed in (("1.0", 0), ("2.0", 1)):
+        model = build_tiny_classifier(root / version, seed=seed)
+        build_mar(
+            "sentiment",
+            version,
+            model,
+            "sentiment",
+            store,
+            config=str(config),
+            archive_name=f"sentiment-{version}",
+        )
+    pack_router("sentiment", {"1.0": 100}, 1, store, "sentiment-ab")
+    return store
+
+
+@pytest.fixture
+def ab_server(tmp_path: Path, ab_archives: Path) -> Iterator[LocalTorchServe]:
+    """Its own copy of the store: splits write new router archives into it."""
+    store = shutil.copytree(ab_archives, tmp_path / "store")
+    server = start_server(tmp_path / "ts", store, "sentiment-1.0.mar,sentiment-ab.mar")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def operator(ab_server: LocalTorchServe) -> Iterator[Operator]:
+    with ab_server.client() as client:
+        yield Operator(client, ab_server.model_store, drain_seconds=1)
+
+
+def routed(client: ReviewClient, text: str, key: str | None = None, header: bool = False):
+    """POST to sentiment-ab; the key goes in the body, or in the X-Experiment-Key header."""
+    body = {"text": text} if key is None or header else {"text": text, "key": key}
+    headers = {"X-Experiment-Key": key} if header else {}
+    url = client.predict_url("sentiment-ab")
+    return client.request("inference", "POST", url, json=body, headers=headers)
+
+
+def test_router_splits_by_weight_sticks_to_keys_and_counts_per_variant(
+    ab_server: LocalTorchServe, operator: Operator
+):
+    operator.register("sentiment-2.0.mar")
+    split = operator.split("sentiment", {"1.0": 90, "2.0": 10})
+    assert split.version == 2
+    client = operator.client
+    scrape_before = Scrape(ab_server)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda key: routed(client, "good food", key), KEYS))
+    assert all(a.status_code == 200 for a in answers)
+    versions = [a.json()["model"]["version"] for a in answers]
+    assert versions == [a.headers["X-AB-Variant"] for a in answers]
+    assert abs(share(versions, "2.0") - 0.10) <= 0.02
+    print(f"\n2,000 keyed requests at 90/10: {share(versions, '2.0'):.2%} answered by 2.0")
+
+    # Sticky: the same key, in the body or in the header, always reaches the same version.
+    for key in KEYS[:20]:
+        expected = versions[KEYS.index(key)]
+        assert {routed(client, "x", key).json()["model"]["version"] for _ in range(3)} == {expected}
+        assert routed(client, "x", key, header=True).json()["model"]["version"] == expected
+
+    counts = Counter(versions)
+    scrape = wait_for_metrics(
+        ab_server,
+        lambda s: (
+            s.value("reviews_ab_requests_total", model_version="2", variant="1.0") >= counts["1.0"]
+        ),
+    )
+    assert scrape.value("reviews_ab_weight_ratio", model_version="2", variant="2.0") == 0.1
+    for version, count in counts.items():
+        labels = {"model_name": "sentiment-ab", "model_version": "2", "variant": version}
+        assert scrape.value("reviews_ab_requests_total", status="200", **labels) >= count
+        assert scrape.value("reviews_ab_latency_seconds_count", **labels) >= count
+        served = {"model_name": "sentiment", "model_version": version}
+        assert scrape.value("reviews_handler_latency_seconds_count", **served) > (
+            scrape_before.value("reviews_handler_latency_seconds_count", **served)
+        )
+
+    # Bad input passes through the router as the model's own 4xx answer.
+    bad = client.request("inference", "POST", client.predict_url("sentiment-ab"), json={"t": 1})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["type"] == "InvalidInput"
+
+
+def test_unkeyed_traffic_through_hey_matches_the_split(
+    ab_server: LocalTorchServe, operator: Operator
+):
+    operator.register("sentiment-2.0.mar")
+    operator.split("sentiment", {"1.0": 90, "2.0": 10})
+    client = operator.client
+    body = json.dumps({"text": "The soup was cold."}).encode()
+    url = client.predict_url("sentiment-ab")
+    result = run_hey(url, body, client.key("inference"), concurrency=8, requests=2000)
+    assert (result.requests, result.errors) == (2000, 0)
+    scrape = wait_for_metrics(
+        ab_server, lambda s: s.value("reviews_ab_requests_total", model_version="2") >= 2000
+    )
+    to_two = scrape.value("reviews_ab_requests_total", model_version="2", variant="2.0")
+    total = scrape.value("reviews_ab_requests_total", model_version="2")
+    assert total == 2000
+    # Random by weight: 3 points is 4.5 standard deviations at n = 2,000.
+    assert abs(to_two / total - 0.10) <= 0.03
+    print(f"\n2,000 unkeyed requests (hey) at 90/10: {to_two / total:.2%} to 2.0")
+
+
+def test_operator_refuses_unsafe_steps_and_rolls_back(operator: Operator):
+    with pytest.raises(OperationError, match=r"no ready version 2\.0"):
+        operator.split("sentiment", {"1.0": 50, "2.0": 50})
+    with pytest.raises(OperationError, match="not in the model store"):
+        operator.register("../sentiment-2.0.mar")
+    operator.register("sentiment-2.0.mar")
+    operator.split("sentiment", {"1.0": 50, "2.0": 50})
+    with pytest.raises(OperationError, match="still sends 50"):
+        operator.unregister("sentiment", "1.0")
+    operator.split("sentiment", {"2.0": 100})
+    assert operator.current_split("sentiment").weights == {"2.0": 100}
+    assert operator.rollback("sentiment").weights == {"1.0": 50, "2.0": 50}
+    assert operator.current_split("sentiment").version == 2
+    # Router 1 was retired when router 3 came; 2 (rolled back to) and 3 remain.
+    assert sorted(v["modelVersion"] for v in operator.versions("sentiment-ab")) == ["2", "3"]
+
+
+def test_ops_command_line(ab_server: LocalTorchServe):
+    def ops(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "scripts.ops", "--run-dir", str(ab_server.run_dir)]
+        command += ["--management-url", ab_server.properties["management_address"]]
+        command += ["--model-store", str(ab_server.model_store), *args]
+        return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    listing = ops("models")
+    assert listing.returncode == 0, listing.stderr
+    assert "sentiment-ab" in listing.stdout and "split 1.0=100" in listing.stdout
+    refused = ops("split", "sentiment", "9.9=100")
+    assert refused.returncode == 2
+    assert "error: sentiment has no ready version 9.9" in refused.stderr
+    assert ops("register", "sentiment-2.0.mar").returncode == 0
+    promoted = ops("promote", "sentiment", "2.0")
+    assert promoted.returncode == 0, promoted.stderr
+    assert "100% to sentiment 2.0" in promoted.stdout
+
+
+def test_hot_swap_under_load_fails_and_loses_no_request(
+    ab_server: LocalTorchServe, operator: Operator
+):
+    """Register 2.0, move 0 -> 10 -> 100%, unregister 1.0 while hey keeps sending."""
+    client = operator.client
+    body = json.dumps({"text": "Lovely staff, but the fries were soggy."}).encode()
+    url = client.predict_url("sentiment-ab")
+    log_start = len(ab_server.access_log_lines())
+    # A counted, rate-limited run (4 clients x 25/s, about 40 s) answers every request it sends.
+    sent = 4000
+    load: dict[str, LoadResult] = {}
+    hey = threading.Thread(
+        target=lambda: load.update(
+            result=run_hey(url, body, client.key("inference"), 4, rate_per_worker=25, requests=sent)
+        )
+    )
+    hey.start()
+    time.sleep(3)
+    steps = []
+    operator.register("sentiment-2.0.mar")
+    steps.append("registered 2.0")
+    operator.split("sentiment", {"1.0": 90, "2.0": 10})
+    steps.append("90/10")
+    time.sleep(3)
+    operator.promote("sentiment", "2.0")
+    steps.append("100% 2.0")
+    operator.unregister("sentiment", "1.0")
+    steps.append("unregistered 1.0")
+    swap_done = hey.is_alive()
+    hey.join()
+
+    result = load["result"]
+    assert swap_done, "the load ended before the swap did: raise `sent`"
+    assert steps[-1] == "unregistered 1.0"
+    assert (result.requests, result.errors) == (sent, 0)
+    assert ab_server.answered_in_log("/predictions/sentiment-ab", log_start) == sent
+    scrape = wait_for_metrics(
+        ab_server, lambda s: s.value("reviews_ab_requests_total", status="200") >= sent
+    )
+    for version in ("1.0", "2.0"):
+        assert scrape.value("reviews_ab_requests_total", variant=version, status="200") > 0
+    assert routed(client, "after the swap").json()["model"]["version"] == "2.0"
+    assert [v["modelVersion"] for v in operator.versions("sentiment")] == ["2.0"]
+    print(
+        f"\nhot swap under load: {result.requests} sent, {result.requests - result.errors} "
+        f"answered 2xx, p99 {result.p99_ms:.0f} ms; steps: {', '.join(steps)}"
+    )
