@@ -41,6 +41,11 @@ logger = logging.getLogger(__name__)
 KEY_HEADER = "X-Experiment-Key"
 
 
+def body_key(payload: Any) -> str | None:
+    key = payload.get("key") if isinstance(payload, dict) else None
+    return key if isinstance(key, str) else None
+
+
 class ABRouterHandler:
     def __init__(self) -> None:
         self.initialized = False
@@ -82,8 +87,7 @@ class ABRouterHandler:
 
     def route(self, row: dict[str, Any], context: Any, idx: int) -> Forwarded | RequestError:
         try:
-            body, content_type = self.forwardable(row, context, idx)
-            key = find_header(context, idx, KEY_HEADER) or self.body_key(body, content_type)
+            body, content_type, key = self.forwardable(row, context, idx)
         except RequestError as error:
             return error
         variant = choose_variant(self.variants, key, self.rng)
@@ -94,22 +98,19 @@ class ABRouterHandler:
         self.metrics.count("reviews_ab_requests_total", Counter({(*labels, str(answer.status)): 1}))
         return answer
 
-    def forwardable(self, row: dict[str, Any], context: Any, idx: int) -> tuple[bytes, str]:
-        """The request body as bytes, and its content type."""
+    def forwardable(
+        self, row: dict[str, Any], context: Any, idx: int
+    ) -> tuple[bytes, str, str | None]:
+        """The body to forward as bytes, its content type, and the experiment key if any."""
         body = request_body(row)
+        header_key = find_header(context, idx, KEY_HEADER)
+        if not isinstance(body, (bytes, bytearray, str)):
+            # TorchServe already decoded an application/json body.
+            raw = json.dumps(body).encode("utf-8")
+            return raw, "application/json", header_key or body_key(body)
         content_type = find_header(context, idx, "Content-Type") or "application/json"
-        if isinstance(body, (bytes, bytearray)):
-            return bytes(body), content_type
-        if isinstance(body, str):
-            return body.encode("utf-8"), content_type
-        # TorchServe already decoded an application/json body.
-        return json.dumps(body).encode("utf-8"), "application/json"
-
-    @staticmethod
-    def body_key(body: bytes, content_type: str) -> str | None:
-        payload = decode_body(body, content_type)
-        key = payload.get("key") if isinstance(payload, dict) else None
-        return key if isinstance(key, str) else None
+        raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        return raw, content_type, header_key or body_key(decode_body(raw, content_type))
 
     def target_url(self, context: Any, idx: int, variant: str) -> str:
         """This same TorchServe, over loopback: the port the request came in on."""

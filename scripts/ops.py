@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from handlers.routing import validated_variants
 from scripts.archives import build_mar
 from scripts.client import (
     ReviewClient,
@@ -58,16 +59,14 @@ def router_name(target: str) -> str:
 
 
 def parse_weights(pairs: list[str]) -> dict[str, float]:
-    weights = {}
-    for pair in pairs:
-        version, _, weight = pair.partition("=")
-        try:
-            weights[version] = float(weight)
-        except ValueError:
-            raise OperationError(f"Expected VERSION=WEIGHT, got {pair!r}.") from None
-    if not weights or any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
-        raise OperationError(f"Weights must be >= 0 with a positive sum, got {weights}.")
-    return weights
+    """``["1.0=90", "2.0=10"]`` to weights, checked as the router will check them."""
+    malformed = [pair for pair in pairs if "=" not in pair]
+    if malformed:
+        raise OperationError(f"Expected VERSION=WEIGHT, got {', '.join(malformed)}.")
+    try:
+        return validated_variants(dict(pair.split("=", 1) for pair in pairs))
+    except ValueError as error:
+        raise OperationError(f"Expected VERSION=WEIGHT with weights >= 0: {error}") from None
 
 
 class Operator:
@@ -134,7 +133,7 @@ class Operator:
 
     def split(self, target: str, weights: dict[str, float]) -> Split:
         """Publish a new split as the next router version and make it the default."""
-        ready = {v["modelVersion"] for v in self.versions(target) if self.has_ready_worker(v)}
+        ready = self.ready_versions(target)
         missing = sorted(v for v, w in weights.items() if w > 0 and v not in ready)
         if missing:
             raise OperationError(
@@ -163,7 +162,7 @@ class Operator:
         if not previous:
             raise OperationError(f"{router} {current} has no earlier version registered.")
         split = self.split_of(router, str(previous[0]))
-        ready = {v["modelVersion"] for v in self.versions(target) if self.has_ready_worker(v)}
+        ready = self.ready_versions(target)
         gone = sorted(v for v, w in split.weights.items() if w > 0 and v not in ready)
         if gone:
             raise OperationError(
@@ -203,9 +202,13 @@ class Operator:
 
     # ----- helpers --------------------------------------------------------------------------
 
-    @staticmethod
-    def has_ready_worker(entry: dict[str, Any]) -> bool:
-        return any(w.get("status") == "READY" for w in entry.get("workers", []))
+    def ready_versions(self, model: str) -> set[str]:
+        """Versions with at least one worker that can answer."""
+        return {
+            entry["modelVersion"]
+            for entry in self.versions(model)
+            if any(w.get("status") == "READY" for w in entry.get("workers", []))
+        }
 
     def archived_versions(self, router: str) -> list[int]:
         """Router versions already packed, so a new archive never overwrites one in use."""
