@@ -20,6 +20,7 @@ RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu 
     && pip install --no-cache-dir -r requirements.txt
 
 COPY sagemaker/config.properties /opt/program/config.properties
+COPY log4j2.xml /opt/program/log4j2.xml
 COPY sagemaker/serve /opt/program/serve
 
 # TorchServe writes its logs and unpacks archives in the working directory and in /tmp.

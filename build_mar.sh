@@ -4,13 +4,13 @@
 #   ./build_mar.sh --name sentiment --version 1.0 --model-dir artifacts/models/sentiment \
 #                  --handler sentiment [--config configs/sentiment/model-config.yaml] \
 #                  [--archive-name sentiment-1.0] [--export-path model_store] \
-#                  [--accelerate onnx|onnx-int8]
+#                  [--accelerate bf16|onnx|onnx-int8]
 #
 # The archive holds handlers/ (the Python package), model/ (the model directory) and the
 # model-config.yaml that TorchServe and the handler read. A handler that combines models
 # takes one --model-dir PART=DIR per part, packed as model/PART/; one without weights (the
-# A/B router) takes none. --accelerate packs the weights as ONNX Runtime fp32 or int8
-# (scripts/accelerate.py; speed and accuracy in docs/BENCHMARKS.md).
+# A/B router) takes none. --accelerate packs the weights as bfloat16, or as ONNX Runtime fp32
+# or int8 (scripts/accelerate.py; speed and accuracy in docs/BENCHMARKS.md).
 set -euo pipefail
 cd "$(dirname "$0")"
 

@@ -36,6 +36,9 @@ DEFAULT_SETTINGS = {
     "max_text_chars": 20_000,
     "max_length": 128,
     "inference_batch_size": 32,
+    # Fixed cost of one forward pass, in tokens of compute: decides when padding a text into
+    # a longer pass is cheaper than a pass of its own (plan_micro_batches).
+    "pass_cost_tokens": 32,
     "threads": 0,
     # "dynamic-int8": int8 weights for every Linear layer, quantised at load (torch models).
     "quantize": "none",
@@ -48,6 +51,32 @@ class Encoded:
 
     features: list[dict[str, list[int]]]
     truncated: list[bool]
+
+
+def plan_micro_batches(lengths: list[int], max_size: int, pass_cost_tokens: int) -> list[list[int]]:
+    """Indices grouped into forward passes of similar length, shortest first.
+
+    In length order, a text joins the current pass unless the padding it adds there (every
+    text already in it grows to the new length) costs more than a pass of its own, whose
+    fixed cost is ``pass_cost_tokens`` tokens' worth of compute; a pass holds at most
+    ``max_size`` texts.
+    """
+    passes: list[list[int]] = []
+    for index in sorted(range(len(lengths)), key=lengths.__getitem__):
+        current = passes[-1] if passes else []
+        added_padding = len(current) * (lengths[index] - lengths[current[-1]]) if current else 0
+        if current and len(current) < max_size and added_padding <= pass_cost_tokens:
+            current.append(index)
+        else:
+            passes.append([index])
+    return passes
+
+
+def native_bfloat16() -> bool:
+    """Whether the CPU computes bfloat16 in hardware (AMX or AVX512-BF16); elsewhere bfloat16
+    is emulated and slower than float32."""
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
 
 
 def auto_threads(workers: int) -> int:
@@ -76,6 +105,7 @@ class TextClassifierHandler:
     def configure(self, settings: dict[str, Any], workers: int = 1) -> None:
         """Apply the handler section of model-config.yaml: limits and thread count."""
         self.settings = {**DEFAULT_SETTINGS, **settings}
+        self.workers = workers
         torch.set_num_threads(int(self.settings["threads"]) or auto_threads(workers))
         self.limits = Limits(
             max_texts=int(self.settings["max_texts_per_request"]),
@@ -88,11 +118,16 @@ class TextClassifierHandler:
         if (model_dir / ONNX_FILE).is_file():
             self.model = OnnxSequenceClassifier(model_dir, threads=torch.get_num_threads())
         else:
+            # dtype "auto": the weights' own precision (bfloat16 from build_mar.sh --accelerate).
             self.model = AutoModelForSequenceClassification.from_pretrained(
-                model_dir, local_files_only=True
+                model_dir, local_files_only=True, dtype="auto"
             ).eval()
+            if self.model.dtype == torch.bfloat16 and not native_bfloat16():
+                logger.warning("This CPU has no bfloat16 instructions; computing in float32")
+                self.model = self.model.float()
             if self.settings["quantize"] == "dynamic-int8":
-                # 1.6-1.8x faster on CPU for < 1 point accuracy (docs/BENCHMARKS.md).
+                # Sentiment: 1.9x faster on CPU for < 1 point of accuracy; ABSA loses 10 points
+                # of F1 (docs/BENCHMARKS.md).
                 self.model = torch.ao.quantization.quantize_dynamic(
                     self.model, {torch.nn.Linear}, dtype=torch.qint8
                 )
@@ -196,12 +231,13 @@ class TextClassifierHandler:
     def _forward(self, encoded: Encoded) -> torch.Tensor:
         """Logits for every text; micro-batches of similar length keep padding small."""
         lengths = [len(row["input_ids"]) for row in encoded.features]
-        order = sorted(range(len(lengths)), key=lengths.__getitem__)
-        size = int(self.settings["inference_batch_size"])
-        logits = torch.empty(len(order), len(self.labels))
+        logits = torch.empty(len(lengths), len(self.labels))
         with torch.inference_mode():
-            for start in range(0, len(order), size):
-                index = order[start : start + size]
+            for index in plan_micro_batches(
+                lengths,
+                max_size=int(self.settings["inference_batch_size"]),
+                pass_cost_tokens=int(self.settings["pass_cost_tokens"]),
+            ):
                 batch = self.tokenizer.pad(
                     [encoded.features[i] for i in index], return_tensors="pt"
                 )

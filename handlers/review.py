@@ -26,7 +26,7 @@ class ReviewHandler(TextClassifierHandler):
         }
         for name, part in self.parts.items():
             # Each part reads the shared settings plus its own section (e.g. toxicity thresholds).
-            part.configure({**self.settings, **self.settings.get(name, {})})
+            part.configure({**self.settings, **self.settings.get(name, {})}, self.workers)
             part.load(model_dir / name)
             # The parts count their labels and flags under the review model's name.
             part.metrics = self.metrics

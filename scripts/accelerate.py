@@ -1,8 +1,11 @@
-"""Export an HF sequence classifier to ONNX Runtime (fp32, or int8 dynamic quantisation).
+"""Accelerated copies of an HF sequence classifier: bfloat16 weights, or ONNX Runtime (fp32,
+or int8 dynamic quantisation).
 
-Writes an HF-format directory whose weights are a ``model.onnx``; the handlers serve it
-unchanged (``handlers/onnx_model.py``). ``build_mar.sh --accelerate ENGINE`` calls this;
-``scripts/bench_accelerate.py`` measures its speed and accuracy against eager fp32.
+Writes an HF-format directory that the handlers serve unchanged: ``bf16`` keeps torch with
+bfloat16 weights (fast where the CPU has AMX or AVX512-BF16; loaded as float32 elsewhere),
+``onnx``/``onnx-int8`` put a ``model.onnx`` in place of the weights
+(``handlers/onnx_model.py``). ``build_mar.sh --accelerate ENGINE`` calls this;
+``scripts/bench_accelerate.py`` measures speed and accuracy against eager fp32.
 
     python -m scripts.accelerate --model-dir DIR --output DIR --engine onnx-int8
 """
@@ -19,20 +22,23 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from handlers.onnx_model import ONNX_FILE
 
-ENGINES = ("onnx", "onnx-int8")
+ENGINES = ("bf16", "onnx", "onnx-int8")
 WEIGHT_FILES = ("*.safetensors", "*.bin", ONNX_FILE)
 # Two texts of different length, so the exported graph sees real padding and masking.
 EXPORT_SAMPLE = ["Great food.", "The service was slow, but the pasta made up for the long wait."]
 
 
 def export(model_dir: Path, output: Path, engine: str) -> Path:
-    """``model_dir`` (HF format) -> ``output`` with ``model.onnx`` instead of torch weights."""
+    """``model_dir`` (HF format) -> ``output``, the same model for ``engine``."""
     ignored = shutil.ignore_patterns(*WEIGHT_FILES)
     shutil.copytree(model_dir, output, ignore=ignored, dirs_exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
     model = AutoModelForSequenceClassification.from_pretrained(
         model_dir, local_files_only=True
     ).eval()
+    if engine == "bf16":
+        model.to(torch.bfloat16).save_pretrained(output)
+        return output
     sample = dict(tokenizer(EXPORT_SAMPLE, padding=True, return_tensors="pt"))
     # The TorchScript exporter bakes the sample's shapes into the attention mask (wrong
     # scores for other lengths); torch.export keeps batch and sequence symbolic.

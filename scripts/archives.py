@@ -9,14 +9,22 @@ from scripts.torchserve import REPO
 
 
 def build_mar(
-    name: str, version: str, model_dir: Path | None, handler: str, store: Path, **options: str
+    name: str,
+    version: str,
+    model_dir: Path | list[str] | None,
+    handler: str,
+    store: Path,
+    **options: str,
 ) -> Path:
     """Run build_mar.sh; ``options`` are its other flags (``archive_name="x"`` is
-    ``--archive-name x``). A handler without weights (the router) takes no ``model_dir``."""
+    ``--archive-name x``). ``model_dir`` is one directory, or build_mar.sh's ``--model-dir``
+    values (``PART=DIR`` for a handler that combines models); a handler without weights (the
+    router) takes none."""
     command = [str(REPO / "build_mar.sh"), "--name", name, "--version", version]
     command += ["--handler", handler, "--export-path", str(store)]
-    if model_dir is not None:
-        command += ["--model-dir", str(model_dir)]
+    specs = model_dir if isinstance(model_dir, list) else [] if model_dir is None else [model_dir]
+    for spec in specs:
+        command += ["--model-dir", str(spec)]
     for option, value in options.items():
         command += [f"--{option.replace('_', '-')}", value]
     subprocess.run(command, check=True, capture_output=True)

@@ -1,19 +1,27 @@
-"""Serving performance (issue 7): ceiling, tutorial baseline and our TorchServe in one run.
+"""Serving performance (issue 7): in-process ceiling, tutorial baseline and our TorchServe,
+measured in interleaved rounds on one machine.
 
-1. Ceiling: the model's own handler pipeline called in-process on all cores, texts/s per
-   batch size; the best is the physical limit of this machine.
-2. Tutorial baseline: Flask + a ``transformers`` pipeline, one text per request
+For one model of the bundle (``--model``):
+
+1. Ceiling: the served handler's own pipeline called in-process on all cores (one process
+   with every core, or one single-threaded process per core), texts/s per batch size: what
+   nothing served can beat on this machine.
+2. Tutorial baseline: a Flask app, one text per request, one process
    (``scripts/baseline_flask.py``), same weights.
-3. Ours: TorchServe with our handler and ``model-config.yaml``; closed loop at several
-   concurrencies, open loop at half of saturation, a lone client, workers x threads layouts,
-   the accelerated build, and the default bundle's memory and start-up time.
+3. Ours: TorchServe with the shipped ``model-config.yaml``: closed loop at several
+   concurrencies, open loop at half of saturation, a lone client, and with
+   ``--texts-per-request N`` clients that send N texts per request. Beside it in the same
+   TorchServe: the workers x threads alternatives and the accelerated builds.
 
-Load comes from ``wrk`` (Debian) driving real review texts of varied length
-(``scripts/wrk_reviews.lua``). Needs no running server: every server is started here, on free
-loopback ports, and stopped at the end.
+The machine is shared and its speed drifts by tens of percent within minutes, so every
+server stays up for the whole run, each round measures every row once, and every ratio is
+taken within one round; the report gives each round's ratios and their median. Load comes
+from ``wrk`` (Debian) driving varied review texts (``scripts/wrk_reviews.lua``); one text
+per request, so requests/s = texts/s.
 
-    python -m scripts.bench_serving [--seconds 20] [--json bench.json] [--quick]
-    python -m scripts.bench_serving --render bench.json    # the tables of an earlier run
+    python -m scripts.bench_serving --model sentiment [--rounds 3] [--seconds 10] [--json out.json]
+    python -m scripts.bench_serving --footprint        # start-up and memory of the default bundle
+    python -m scripts.bench_serving --render out.json  # the tables of an earlier run
 """
 
 from __future__ import annotations
@@ -22,14 +30,11 @@ import argparse
 import json
 import multiprocessing
 import os
-import random
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -42,62 +47,45 @@ import torch
 import yaml
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from handlers.sentiment import SentimentHandler
-from scripts.accelerate import ENGINES
+from handlers.base import TextClassifierHandler, auto_threads
 from scripts.archives import build_mar
-from scripts.datasets import fetch_uci, load_uci
-from scripts.loadgen import LoadResult
+from scripts.loadgen import LoadResult, run_wrk
+from scripts.subjects import SUBJECTS, Subject
 from scripts.torchserve import REPO, LocalTorchServe, free_ports, read_properties, start_server
 
-WRK_SCRIPT = Path(__file__).with_name("wrk_reviews.lua")
-# How many UCI sentences make one review: mostly short, some long (up to the 128-token cut).
-SENTENCES_PER_REVIEW = (1, 1, 1, 1, 2, 2, 3, 5, 8)
-# The bundle's separate models; review packs two of them again.
+# The three separate models of the bundle (review packs two of them again).
 THREE_MODELS = ("sentiment", "toxicity", "absa")
-# workers x intra-op threads per worker; the first is the shipped configuration.
-THREAD_LAYOUTS = {"1x2": (1, 2), "2x1": (2, 1), "1x1": (1, 1), "2x2": (2, 2)}
+CORES = os.cpu_count() or 1
+# Workers x intra-op threads per worker ("2x1"): all cores in one process or one per core
+# for the ceiling; those, one core alone, and oversubscribed, for the served alternatives.
+CEILING_LAYOUTS = (f"1x{CORES}", f"{CORES}x1")
+SERVED_LAYOUTS = (f"1x{CORES}", f"{CORES}x1", "1x1", f"{CORES}x{CORES}")
+
+
+def parse_layout(layout: str) -> tuple[int, int]:
+    workers, threads = layout.split("x")
+    return int(workers), int(threads)
 
 
 # ----- inputs -------------------------------------------------------------------------------
 
 
-def review_texts(
-    count: int = 400, seed: int = 0, downloads: Path = REPO / "artifacts/downloads"
-) -> list[str]:
-    """Reviews of 1 to 8 consecutive sentences of one site (amazon, imdb, yelp) of UCI."""
-    by_site: dict[str, list[str]] = defaultdict(list)
-    for example in load_uci(fetch_uci(downloads)):
-        by_site[example.source].append(example.text)
-    rng = random.Random(seed)
-    texts = []
-    for _ in range(count):
-        sentences = by_site[rng.choice(sorted(by_site))]
-        length = rng.choice(SENTENCES_PER_REVIEW)
-        start = rng.randrange(len(sentences) - length)
-        texts.append(" ".join(sentences[start : start + length]))
-    return texts
-
-
-def write_bodies(texts: list[str], path: Path) -> Path:
-    path.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts))
+def write_bodies(texts: list[str], path: Path, per_request: int = 1) -> Path:
+    """One JSON request body per line: ``{"text": ...}``, or ``{"texts": [...]}`` of
+    ``per_request`` texts."""
+    if per_request == 1:
+        bodies = [{"text": text} for text in texts]
+    else:
+        bodies = [{"texts": texts[i : i + per_request]} for i in range(0, len(texts), per_request)]
+    path.write_text("".join(json.dumps(body) + "\n" for body in bodies))
     return path
 
 
 # ----- in-process ceiling -------------------------------------------------------------------
 
 
-def sentiment_handler(
-    model_dir: Path, batch_size: int, threads: int, **settings: str
-) -> SentimentHandler:
-    """The served handler's pipeline, in-process: same tokenizer, padding and postprocess."""
-    handler = SentimentHandler()
-    handler.configure({"inference_batch_size": batch_size, "threads": threads, **settings})
-    handler.load(model_dir)
-    return handler
-
-
 def texts_per_second(
-    handler: SentimentHandler, texts: list[str], batch_size: int, seconds: float
+    handler: TextClassifierHandler, texts: list[str], batch_size: int, seconds: float
 ) -> float:
     """Consecutive chunks of ``batch_size`` texts through ``handler.predict`` for ``seconds``."""
     chunks = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
@@ -112,119 +100,78 @@ def texts_per_second(
     return done / (time.perf_counter() - started)
 
 
-def single_text_ms(handler: SentimentHandler, texts: list[str], seconds: float) -> float:
-    """Median time of one text alone, over the mix of lengths."""
+def single_text_ms(
+    handler: TextClassifierHandler, texts: list[str], seconds: float
+) -> dict[str, float]:
+    """Median and 99th percentile of one text alone, over the mix of lengths: the model's own
+    spread, with no queue and no server."""
     durations = []
     started = time.perf_counter()
     while time.perf_counter() - started < seconds:
         for text in texts:
             began = time.perf_counter()
             handler.predict([text])
-            durations.append(time.perf_counter() - began)
+            durations.append((time.perf_counter() - began) * 1000)
             if time.perf_counter() - started >= seconds:
                 break
-    return statistics.median(durations) * 1000
+    percentiles = statistics.quantiles(durations, n=100)
+    p50, p99 = percentiles[49], percentiles[98]
+    return {"p50": round(p50, 2), "p99": round(p99, 2)}
 
 
 def measure_worker(
-    model_dir: Path, texts: list[str], batch_size: int, threads: int, seconds: float, barrier
+    subject: str, model_dir: Path, texts: list[str], batch_size: int, threads: int, seconds, barrier
 ) -> float:
-    handler = sentiment_handler(model_dir, batch_size, threads)
+    handler = SUBJECTS[subject].load(model_dir, inference_batch_size=batch_size, threads=threads)
     handler.predict(texts[:batch_size])
     barrier.wait()
     return texts_per_second(handler, texts, batch_size, seconds)
 
 
 def in_process_rate(
-    model_dir: Path, texts: list[str], batch_size: int, processes: int, threads: int, seconds: float
+    subject: Subject,
+    model_dir: Path,
+    texts: list[str],
+    batch_size: int,
+    layout: str,
+    seconds: float,
 ) -> float:
-    """Texts/s of ``processes`` copies of the model measuring at once (fresh processes:
-    forking after OpenMP has run can hang the child)."""
+    """Texts/s of a layout's processes measuring at once (fresh processes: forking after
+    OpenMP has run can hang the child)."""
+    processes, threads = parse_layout(layout)
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager, ProcessPoolExecutor(processes, mp_context=context) as pool:
         barrier = manager.Barrier(processes)
         futures = [
-            pool.submit(measure_worker, model_dir, texts, batch_size, threads, seconds, barrier)
+            pool.submit(
+                measure_worker,
+                subject.name,
+                model_dir,
+                texts,
+                batch_size,
+                threads,
+                seconds,
+                barrier,
+            )
             for _ in range(processes)
         ]
         return sum(future.result() for future in futures)
 
 
-def ceiling(model_dir: Path, texts: list[str], batch_sizes: list[int], seconds: float) -> dict:
-    """Best texts/s on all cores: one process with all of them, or one process per core."""
-    cores = os.cpu_count() or 1
-    rates = {}
-    for processes, threads in {(1, cores), (cores, 1)}:
-        for batch_size in batch_sizes:
-            rate = in_process_rate(model_dir, texts, batch_size, processes, threads, seconds)
-            rates[f"{processes}x{threads} batch {batch_size}"] = round(rate, 1)
-            print(
-                f"  {processes} process(es) x {threads} thread(s), batch {batch_size}: "
-                f"{rate:.1f} texts/s",
-                flush=True,
-            )
-    best = max(rates, key=rates.__getitem__)
-    # A lone request meets the shipped layout: one worker with all cores.
-    handler = sentiment_handler(model_dir, batch_size=1, threads=cores)
-    return {
-        "texts_per_s": rates,
-        "best": best,
-        "ceiling_texts_per_s": rates[best],
-        "single_text_ms": round(single_text_ms(handler, texts, seconds), 2),
-    }
+def single_text_worker(subject: str, model_dir: Path, texts: list[str], threads: int, seconds):
+    handler = SUBJECTS[subject].load(model_dir, threads=threads)
+    handler.predict(texts[:1])
+    return single_text_ms(handler, texts, seconds)
 
 
-# ----- load generation ----------------------------------------------------------------------
-
-
-def run_wrk(
-    url: str, bodies: Path, key: str, connections: int, seconds: float, rate: float | None = None
-) -> LoadResult:
-    """Closed loop with ``connections`` clients; open loop at ``rate`` requests/s when set."""
-    if shutil.which("wrk") is None:
-        raise RuntimeError("wrk is not installed: apt-get install wrk")
-    mean_gap_ms = connections * 1000 / rate if rate else 0
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s"]
-    command += ["-s", str(WRK_SCRIPT), url, "--", str(bodies), key, f"{mean_gap_ms:.1f}"]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    summary = json.loads(output.strip().splitlines()[-1])
-    return LoadResult(
-        requests=summary["requests"],
-        errors=summary["errors"],
-        seconds=summary["duration_us"] / 1e6,
-        p50_ms=summary["p50_us"] / 1000,
-        p90_ms=summary["p90_us"] / 1000,
-        p99_ms=summary["p99_us"] / 1000,
-    )
-
-
-def open_loop_connections(rate: float) -> int:
-    """A connection waits for its answer before its next gap: with about one request per
-    connection and second, that wait (tens of ms) barely lowers the offered rate."""
-    return min(256, max(4, round(rate)))
-
-
-def load_row(result: LoadResult, **labels) -> dict:
-    # One text per request: texts/s equals requests/s.
-    rps = round(result.requests_per_second, 1)
-    return {**labels, "requests_per_s": rps, "texts_per_s": rps, **asdict(result)}
-
-
-def sweep(
-    name: str, url: str, bodies: Path, key: str, clients: list[int], seconds: float
-) -> list[dict]:
-    rows = []
-    for connections in clients:
-        row = load_row(
-            run_wrk(url, bodies, key, connections, seconds), server=name, clients=connections
-        )
-        print(
-            f"  {name} c={connections}: {row['requests_per_s']} req/s, p50 {row['p50_ms']:.1f} "
-            f"p99 {row['p99_ms']:.1f} ms, errors {row['errors']}",
-            flush=True,
-        )
-        rows.append(row)
-    return rows
+def single_text_time(
+    subject: Subject, model_dir: Path, texts: list[str], threads: int, seconds: float
+) -> dict[str, float]:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(
+            single_text_worker, subject.name, model_dir, texts, threads, seconds
+        ).result()
 
 
 # ----- servers ------------------------------------------------------------------------------
@@ -241,10 +188,12 @@ def wait_for_flask(url: str) -> None:
 
 
 @contextmanager
-def flask_baseline(model_dir: Path, max_length: int) -> Iterator[str]:
+def flask_baseline(subject: Subject, model_dir: Path) -> Iterator[str]:
+    """The tutorial app on a free loopback port; yields its URL."""
     (port,) = free_ports(1)
-    command = [sys.executable, "-m", "scripts.baseline_flask", "--model-dir", str(model_dir)]
-    command += ["--port", str(port), "--max-length", str(max_length)]
+    max_length = subject.model_config()["handler"]["max_length"]
+    command = [sys.executable, "-m", "scripts.baseline_flask", "--model", subject.name]
+    command += ["--model-dir", str(model_dir), "--port", str(port), "--max-length", str(max_length)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -258,37 +207,269 @@ def flask_baseline(model_dir: Path, max_length: int) -> Iterator[str]:
         process.wait(timeout=30)
 
 
-def variant_config(base: Path, workers: int, threads: int, output: Path) -> Path:
-    config = yaml.safe_load(base.read_text())
-    config.update(minWorkers=workers, maxWorkers=workers)
-    config["handler"]["threads"] = threads
+def shipped_layout(subject: Subject) -> str:
+    config = subject.model_config()
+    workers = int(config.get("minWorkers", 1))
+    threads = int(config["handler"].get("threads", 0)) or auto_threads(workers)
+    return f"{workers}x{threads}"
+
+
+def variant_config(subject: Subject, output: Path, layout: str | None = None) -> Path:
+    """The shipped model config, with another workers x threads layout where given."""
+    config = subject.model_config()
+    if layout is not None:
+        workers, threads = parse_layout(layout)
+        config.update(minWorkers=workers, maxWorkers=workers)
+        config["handler"]["threads"] = threads
     output.write_text(yaml.safe_dump(config))
     return output
 
 
-def build_store(args: argparse.Namespace, store: Path) -> dict[str, str]:
-    """Archives to serve side by side: ours as shipped, thread layouts, the accelerated build."""
-    shutil.copy(args.archive, store / "sentiment.mar")
-    models = {"ours": "sentiment"}
-    for layout, (workers, threads) in list(THREAD_LAYOUTS.items())[1:]:
-        if layout in args.layouts:
-            name = f"sentiment_{layout}"
-            config = variant_config(args.config, workers, threads, store / f"{name}.yaml")
-            build_mar(name, "1.0", args.model_dir, "sentiment", store, config=str(config))
-            models[layout] = name
-    if args.accelerate:
-        name = f"sentiment_{args.accelerate.replace('-', '_')}"
-        build_mar(
-            name,
-            "1.0",
-            args.model_dir,
-            "sentiment",
-            store,
-            config=str(args.config),
-            accelerate=args.accelerate,
+def build_variants(subject: Subject, args: argparse.Namespace, store: Path) -> dict[str, str]:
+    """Archives served side by side, {row label: model name}: the shipped configuration
+    ("ours"), every other workers x threads layout, every accelerated build."""
+
+    def build(name: str, config: Path, **options: str) -> None:
+        specs = subject.model_dir_specs()
+        build_mar(name, "1.0", specs, subject.handler, store, config=str(config), **options)
+
+    build(subject.name, subject.config)
+    variants = {"ours": subject.name}
+    for layout in args.layouts:
+        if layout != shipped_layout(subject):
+            name = f"{subject.name}_{layout}"
+            build(name, variant_config(subject, store / f"{name}.yaml", layout))
+            variants[f"layout {layout}"] = name
+    for engine in args.accelerations:
+        name = f"{subject.name}_{engine.replace('-', '_')}"
+        build(name, subject.config, accelerate=engine)
+        variants[engine] = name
+    return variants
+
+
+# ----- load ---------------------------------------------------------------------------------
+
+
+def load_row(result: LoadResult, **labels) -> dict:
+    return {**labels, "requests_per_s": round(result.requests_per_second, 1), **asdict(result)}
+
+
+def wait_until_idle(busy_fraction: float = 0.1, timeout: float = 180) -> None:
+    """A closed loop leaves its last requests in the server when it stops (64 of them at 64
+    clients: seconds of work for ABSA), and the next row must not pay for them: wait until
+    the machine's CPUs are idle."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and psutil.cpu_percent(interval=0.5) > busy_fraction * 100:
+        pass
+
+
+def sweep(name: str, url: str, bodies: Path, key: str, clients: list[int], seconds: float):
+    rows = []
+    for connections in clients:
+        wait_until_idle()
+        row = load_row(run_wrk(url, bodies, key, connections, seconds), clients=connections)
+        print(
+            f"  {name} c={connections}: {row['requests_per_s']} req/s, p50 {row['p50_ms']:.1f} "
+            f"p99 {row['p99_ms']:.1f} ms, errors {row['errors']}",
+            flush=True,
         )
-        models[args.accelerate] = name
-    return models
+        rows.append(row)
+    return rows
+
+
+def open_loop_connections(rate: float, latency_s: float) -> int:
+    """A connection waits for its answer (``latency_s``) before its next gap, which lowers
+    the rate it offers by latency / (gap + latency): enough connections make each gap 20
+    latencies long, so the offered rate stays within 5% of ``rate``."""
+    return min(512, max(4, round(rate * max(1.0, 20 * latency_s))))
+
+
+def best(rows: list[dict]) -> dict:
+    return max(rows, key=lambda row: row["requests_per_s"])
+
+
+def at_clients(rows: list[dict], clients: int) -> dict:
+    return next(row for row in rows if row["clients"] == clients)
+
+
+# ----- the run ------------------------------------------------------------------------------
+
+
+def measure_round(
+    subject: Subject,
+    model_dir: Path,
+    texts: list[str],
+    bodies: Path,
+    urls: dict[str, str],
+    key: str,
+    args: argparse.Namespace,
+) -> dict:
+    """Every row once: the ceiling, the single-text times, the baseline, ours, the
+    alternatives. One text alone in-process and a lone client of the server see the same
+    first ``--lone-texts`` texts, so that their medians compare the same work."""
+    measured: dict = {"ceiling": {}, "single_text_ms": {}}
+    wait_until_idle()
+    for layout in CEILING_LAYOUTS:
+        for batch_size in args.batch_sizes:
+            rate = in_process_rate(subject, model_dir, texts, batch_size, layout, args.seconds)
+            measured["ceiling"][f"{layout} batch {batch_size}"] = round(rate, 1)
+            print(f"  ceiling {layout} batch {batch_size}: {rate:.1f} texts/s", flush=True)
+    lone_texts = texts[: args.lone_texts]
+    for threads in sorted({parse_layout(shipped_layout(subject))[1], CORES}):
+        alone = single_text_time(subject, model_dir, lone_texts, threads, args.seconds)
+        measured["single_text_ms"][str(threads)] = alone
+        print(f"  one text alone, {threads} thread(s): {alone} ms", flush=True)
+    lone_bodies = write_bodies(lone_texts, bodies.with_name("lone.jsonl"))
+    measured["lone"] = {
+        label: sweep(f"{label}, lone", urls[label], lone_bodies, key, [1], args.seconds)[0]
+        for label in ("ours", *args.accelerations)
+    }
+
+    measured["baseline"] = sweep("flask", urls["baseline"], bodies, "-", args.clients, args.seconds)
+    measured["ours"] = sweep("ours", urls["ours"], bodies, key, args.clients, args.seconds)
+    saturated = best(measured["ours"])
+    if args.texts_per_request > 1:
+        grouped = write_bodies(texts, bodies.with_name("grouped.jsonl"), args.texts_per_request)
+        label = f"ours, {args.texts_per_request} texts per request"
+        row = sweep(label, urls["ours"], grouped, key, [saturated["clients"]], args.seconds)[0]
+        measured["grouped"] = {
+            **row,
+            "texts_per_request": args.texts_per_request,
+            "texts_per_s": round(row["requests_per_s"] * args.texts_per_request, 1),
+        }
+    half = saturated["requests_per_s"] / 2
+    wait_until_idle()
+    connections = open_loop_connections(half, measured["lone"]["ours"]["p50_ms"] / 1000)
+    result = run_wrk(urls["ours"], bodies, key, connections, args.seconds, half)
+    measured["open_loop_half"] = load_row(result, offered_per_s=round(half, 1))
+    print(f"  ours, open loop at {half:.1f}/s: {measured['open_loop_half']}", flush=True)
+    measured["layouts"] = {
+        label.removeprefix("layout "): sweep(
+            label, url, bodies, key, [saturated["clients"]], args.seconds
+        )[0]
+        for label, url in urls.items()
+        if label.startswith("layout ")
+    }
+    measured["accelerated"] = {
+        engine: sweep(engine, urls[engine], bodies, key, args.clients, args.seconds)
+        for engine in args.accelerations
+    }
+    return measured
+
+
+def warm_up(urls: dict[str, str], bodies: Path, key: str, args: argparse.Namespace) -> None:
+    """The frontend's JIT compiler takes a minute of CPU on 2 cores; the workers' first
+    batches allocate. Neither belongs in a measurement."""
+    for label, url in urls.items():
+        run_wrk(url, bodies, "-" if label == "baseline" else key, max(args.clients), args.warmup)
+
+
+def run(args: argparse.Namespace, subject: Subject, scratch: Path) -> dict:
+    texts = subject.texts(args.texts)
+    bodies = write_bodies(texts, scratch / "bodies.jsonl")
+    model_dir = subject.model_dir(scratch)
+    store = scratch / "store"
+    store.mkdir()
+    variants = build_variants(subject, args, store)
+    report: dict = {
+        "machine": machine(),
+        "model": subject.name,
+        "shipped_layout": shipped_layout(subject),
+        "args": {name: str(value) for name, value in vars(args).items()},
+        "rounds": [],
+    }
+    with flask_baseline(subject, model_dir) as baseline_url:
+        server = start_server(
+            scratch / "ts", store, ",".join(f"{m}.mar" for m in variants.values())
+        )
+        try:
+            client = server.client()
+            urls = {label: client.predict_url(model) for label, model in variants.items()}
+            urls["baseline"] = baseline_url
+            warm_up(urls, bodies, client.key("inference"), args)
+            for number in range(1, args.rounds + 1):
+                print(f"Round {number} of {args.rounds}:", flush=True)
+                # Keys expire (token_expiration_min); a fresh one lasts the round.
+                client.renew_key("inference")
+                report["rounds"].append(
+                    measure_round(
+                        subject, model_dir, texts, bodies, urls, client.key("inference"), args
+                    )
+                )
+        finally:
+            server.stop()
+    report["targets"] = targets(report)
+    return report
+
+
+# ----- targets ------------------------------------------------------------------------------
+
+
+def round_targets(measured: dict, shipped: str) -> dict:
+    """Every ratio of issue 7 within one round, with the numbers behind it."""
+    ceiling = max(measured["ceiling"].values())
+    ours, baseline = best(measured["ours"]), best(measured["baseline"])
+    same_clients = at_clients(measured["baseline"], ours["clients"])
+    lone = measured["lone"]["ours"]
+    alone = measured["single_text_ms"][str(parse_layout(shipped)[1])]
+    open_loop = measured["open_loop_half"]
+    alternatives = measured["layouts"]
+    result = {
+        "ceiling_texts_per_s": ceiling,
+        "ours_saturation_per_s": ours["requests_per_s"],
+        "baseline_best_per_s": baseline["requests_per_s"],
+        "served_over_ceiling": round(ours["requests_per_s"] / ceiling, 2),
+        "ours_over_baseline": round(ours["requests_per_s"] / baseline["requests_per_s"], 2),
+        "p99_ms_at_saturation_clients": {
+            "clients": ours["clients"],
+            "ours": round(ours["p99_ms"], 1),
+            "baseline": round(same_clients["p99_ms"], 1),
+        },
+        "lone_request_p50_ms": round(lone["p50_ms"], 1),
+        "lone_request_budget_ms": round(alone["p50"] + 10, 1),
+        "lone_request_budget_ms_all_cores": round(
+            measured["single_text_ms"][str(CORES)]["p50"] + 10, 1
+        ),
+        "half_load_p99_over_p50": round(open_loop["p99_ms"] / max(open_loop["p50_ms"], 1e-9), 2),
+        "one_text_alone_p99_over_p50": round(alone["p99"] / alone["p50"], 2),
+        "half_load_served_of_offered": round(
+            open_loop["requests_per_s"] / open_loop["offered_per_s"], 2
+        ),
+    }
+    if "grouped" in measured:
+        result["grouped_texts_per_s"] = measured["grouped"]["texts_per_s"]
+        result["grouped_over_ceiling"] = round(measured["grouped"]["texts_per_s"] / ceiling, 2)
+    if alternatives:
+        runner_up = max(alternatives, key=lambda layout: alternatives[layout]["requests_per_s"])
+        result["shipped_layout_over_best_alternative"] = {
+            "alternative": runner_up,
+            "ratio": round(ours["requests_per_s"] / alternatives[runner_up]["requests_per_s"], 2),
+        }
+    for engine, rows in measured["accelerated"].items():
+        accelerated = best(rows)
+        result[f"{engine}_over_baseline"] = round(
+            accelerated["requests_per_s"] / baseline["requests_per_s"], 2
+        )
+        result[f"{engine}_lone_request_p50_ms"] = round(measured["lone"][engine]["p50_ms"], 1)
+    return result
+
+
+def targets(report: dict) -> dict:
+    """Each round's ratios, and the median of every number over the rounds."""
+    per_round = [round_targets(measured, report["shipped_layout"]) for measured in report["rounds"]]
+    return {"rounds": per_round, "median": median_of(per_round)}
+
+
+def median_of(rounds: list) -> object:
+    first = rounds[0]
+    if isinstance(first, dict):
+        return {key: median_of([r[key] for r in rounds]) for key in first}
+    if isinstance(first, (int, float)):
+        return round(statistics.median(rounds), 2)
+    return statistics.mode(rounds)
+
+
+# ----- start-up and memory of the default bundle ----------------------------------------------
 
 
 def footprint(run_dir: Path) -> dict:
@@ -305,7 +486,7 @@ def footprint(run_dir: Path) -> dict:
 
 def memory(server: LocalTorchServe) -> dict:
     """Resident memory (RSS, and PSS: shared pages counted once) of the frontend and of each
-    model's workers, and of the three separate models (sentiment, toxicity, absa) alone."""
+    worker, and of the three separate models (sentiment, toxicity, absa) with one worker each."""
     with server.client() as client:
         pids = {
             model["modelName"]: [
@@ -320,122 +501,20 @@ def memory(server: LocalTorchServe) -> dict:
         name: [psutil.Process(pid).memory_full_info() for pid in group]
         for name, group in pids.items()
     }
-    rss = {name: sum(info.rss for info in infos) >> 20 for name, infos in usage.items()}
-    pss = {name: sum(info.pss for info in infos) >> 20 for name, infos in usage.items()}
-    three = [name for name in ("frontend", *THREE_MODELS) if name in rss]
+    rss = {name: [info.rss >> 20 for info in infos] for name, infos in usage.items()}
+    pss = {name: [info.pss >> 20 for info in infos] for name, infos in usage.items()}
+    one_each = [name for name in ("frontend", *THREE_MODELS) if name in rss]
     return {
-        "rss_mib": rss,
-        "pss_mib": pss,
-        "total_rss_mib": sum(rss.values()),
-        "total_pss_mib": sum(pss.values()),
-        "three_models_rss_mib": sum(rss[name] for name in three),
-        "three_models_pss_mib": sum(pss[name] for name in three),
+        "workers_rss_mib": rss,
+        "workers_pss_mib": pss,
+        "total_rss_mib": sum(map(sum, rss.values())),
+        "total_pss_mib": sum(map(sum, pss.values())),
+        "three_models_one_worker_each_rss_mib": sum(rss[name][0] for name in one_each),
+        "three_models_one_worker_each_pss_mib": sum(pss[name][0] for name in one_each),
     }
 
 
-# ----- the run ------------------------------------------------------------------------------
-
-
-def run(args: argparse.Namespace, scratch: Path) -> dict:
-    texts = review_texts(args.texts)
-    bodies = write_bodies(texts, scratch / "bodies.jsonl")
-    max_length = yaml.safe_load(args.config.read_text())["handler"]["max_length"]
-    report: dict = {"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()}}
-
-    print("Ceiling (in-process):", flush=True)
-    report["ceiling"] = ceiling(args.model_dir, texts, args.batch_sizes, args.seconds)
-
-    print("Tutorial baseline (Flask + pipeline):", flush=True)
-    with flask_baseline(args.model_dir, max_length) as url:
-        report["baseline"] = sweep("flask", url, bodies, "-", args.clients, args.seconds)
-
-    store = scratch / "store"
-    store.mkdir()
-    models = build_store(args, store)
-    server = start_server(scratch / "ts", store, ",".join(f"{m}.mar" for m in models.values()))
-    try:
-        client = server.client()
-        key = client.key("inference")
-        print("Ours (TorchServe):", flush=True)
-        ours = sweep(
-            "ours", client.predict_url("sentiment"), bodies, key, args.clients, args.seconds
-        )
-        report["ours"] = ours
-        saturated = max(ours, key=lambda row: row["requests_per_s"])
-        half = saturated["requests_per_s"] / 2
-        open_loop = run_wrk(
-            client.predict_url("sentiment"),
-            bodies,
-            key,
-            open_loop_connections(half),
-            args.seconds,
-            half,
-        )
-        report["open_loop_half"] = load_row(open_loop, server="ours", offered_per_s=round(half, 1))
-        print(f"  open loop at {half:.0f}/s: {report['open_loop_half']}", flush=True)
-        report["layouts"] = [
-            {**row, "layout": layout}
-            for layout, model in models.items()
-            if layout in THREAD_LAYOUTS or layout == "ours"
-            for row in sweep(
-                layout, client.predict_url(model), bodies, key, [saturated["clients"]], args.seconds
-            )
-        ]
-        if args.accelerate:
-            url = client.predict_url(models[args.accelerate])
-            report["accelerated"] = sweep(
-                args.accelerate, url, bodies, key, args.clients, args.seconds
-            )
-    finally:
-        server.stop()
-
-    if args.footprint:
-        print("Default bundle: start-up and memory:", flush=True)
-        report["footprint"] = footprint(scratch / "ts-default")
-    report["targets"] = targets(report)
-    return report
-
-
-def best(rows: list[dict]) -> dict:
-    return max(rows, key=lambda row: row["requests_per_s"])
-
-
-def at_clients(rows: list[dict], clients: int) -> dict:
-    return next(row for row in rows if row["clients"] == clients)
-
-
-def targets(report: dict) -> dict:
-    """Every ratio of issue 7, with the numbers behind it."""
-    ceiling_tps = report["ceiling"]["ceiling_texts_per_s"]
-    ours, baseline = best(report["ours"]), best(report["baseline"])
-    lone = at_clients(report["ours"], 1)
-    open_loop = report["open_loop_half"]
-    result = {
-        "served_over_ceiling": round(ours["texts_per_s"] / ceiling_tps, 2),
-        "ours_over_baseline_throughput": round(
-            ours["requests_per_s"] / baseline["requests_per_s"], 2
-        ),
-        "p99_ours_vs_baseline_at_same_clients": {
-            row["clients"]: [
-                round(at_clients(report["ours"], row["clients"])["p99_ms"], 1),
-                round(row["p99_ms"], 1),
-            ]
-            for row in report["baseline"]
-        },
-        "lone_request_p50_ms": round(lone["p50_ms"], 1),
-        "lone_request_budget_ms": round(report["ceiling"]["single_text_ms"] + 10, 1),
-        "half_load_p99_over_p50": round(open_loop["p99_ms"] / max(open_loop["p50_ms"], 1e-9), 2),
-    }
-    if "accelerated" in report:
-        accelerated = best(report["accelerated"])
-        result["accelerated_over_baseline_throughput"] = round(
-            accelerated["requests_per_s"] / baseline["requests_per_s"], 2
-        )
-    if "footprint" in report:
-        result["three_models_rss_mib"] = report["footprint"]["three_models_rss_mib"]
-        result["default_bundle_rss_mib"] = report["footprint"]["total_rss_mib"]
-        result["startup_s"] = report["footprint"]["startup_s"]
-    return result
+# ----- report -------------------------------------------------------------------------------
 
 
 def machine() -> dict:
@@ -449,7 +528,7 @@ def machine() -> dict:
     )
     return {
         "cpu": cpu,
-        "cores": os.cpu_count(),
+        "cores": CORES,
         "memory_gib": round(psutil.virtual_memory().total / 2**30),
         "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -457,51 +536,130 @@ def machine() -> dict:
     }
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", type=Path, default=REPO / "artifacts/models/sentiment")
-    parser.add_argument("--archive", type=Path, default=REPO / "model_store/sentiment.mar")
-    parser.add_argument("--config", type=Path, default=REPO / "configs/sentiment/model-config.yaml")
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--texts", type=int, default=400)
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 8, 16, 32])
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8, 16, 32])
-    parser.add_argument("--layouts", nargs="*", default=list(THREAD_LAYOUTS)[1:])
-    parser.add_argument("--accelerate", choices=[*ENGINES, "none"], default="onnx-int8")
-    parser.add_argument("--no-footprint", dest="footprint", action="store_false")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 3 s per measurement")
-    parser.add_argument("--json", type=Path, help="write the full report here")
-    parser.add_argument("--render", type=Path, help="only print the tables of a --json report")
-    args = parser.parse_args()
-    args.accelerate = None if args.accelerate == "none" else args.accelerate
-    if args.quick:
-        args.seconds, args.texts = 3, 60
-        args.clients, args.batch_sizes = [1, 8], [1, 8]
-    return args
+def served_rows(report: dict) -> list[tuple[str, object, list[dict]]]:
+    """(server, clients, that row in every round) for every load row of a report."""
+    rounds = report["rounds"]
+    rows = []
+    for server, key in (("Flask tutorial", "baseline"), ("ours", "ours")):
+        for index, row in enumerate(rounds[0][key]):
+            rows.append((server, row["clients"], [r[key][index] for r in rounds]))
+    for engine, first in rounds[0]["accelerated"].items():
+        for index, row in enumerate(first):
+            rows.append(
+                (
+                    f"ours, {engine}",
+                    row["clients"],
+                    [r["accelerated"][engine][index] for r in rounds],
+                )
+            )
+    if "grouped" in rounds[0]:
+        per_request = rounds[0]["grouped"]["texts_per_request"]
+        rows.append(
+            (
+                f"ours, {per_request} texts per request (texts/s = {per_request} x requests/s)",
+                rounds[0]["grouped"]["clients"],
+                [r["grouped"] for r in rounds],
+            )
+        )
+    for label in rounds[0]["lone"]:
+        server = "ours" if label == "ours" else f"ours, {label}"
+        rows.append(
+            (
+                f"{server}, lone client",
+                "1 (same texts as alone)",
+                [r["lone"][label] for r in rounds],
+            )
+        )
+    offered = statistics.median(r["open_loop_half"]["offered_per_s"] for r in rounds)
+    rows.append(
+        (
+            "ours, open loop at half of saturation",
+            f"{offered:.0f}/s offered",
+            [r["open_loop_half"] for r in rounds],
+        )
+    )
+    shipped = report["shipped_layout"]
+    rows.append((f"layout {shipped} (shipped)", "saturation", [best(r["ours"]) for r in rounds]))
+    for layout in rounds[0]["layouts"]:
+        rows.append((f"layout {layout}", "saturation", [r["layouts"][layout] for r in rounds]))
+    return rows
 
 
 def markdown(report: dict) -> str:
-    """The load tables of a report, as in docs/BENCHMARKS.md."""
-    lines = [
-        "| server | clients | requests/s (= texts/s) | p50 ms | p90 ms | p99 ms | errors |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    rows = [
-        *report["baseline"],
-        *report["ours"],
-        *report.get("accelerated", []),
-        {
-            **report["open_loop_half"],
-            "clients": f"open loop {report['open_loop_half']['offered_per_s']}/s",
-        },
-        *({**row, "server": f"layout {row['layout']}"} for row in report["layouts"]),
-    ]
-    for row in rows:
+    """The tables of a report: ceiling, served rows (medians over rounds), targets."""
+    rounds = report["rounds"]
+    lines = ["| in-process ceiling | texts/s (median) | rounds |", "|---|---|---|"]
+    for label in rounds[0]["ceiling"]:
+        values = [r["ceiling"][label] for r in rounds]
         lines.append(
-            f"| {row['server']} | {row['clients']} | {row['requests_per_s']} | {row['p50_ms']:.1f} "
-            f"| {row['p90_ms']:.1f} | {row['p99_ms']:.1f} | {row['errors']} |"
+            f"| {label} | {statistics.median(values):.1f} | {', '.join(map(str, values))} |"
         )
+    lines += [
+        "",
+        "| server | clients | requests/s (median) | rounds | p50 ms | p90 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for server, clients, values in served_rows(report):
+        rps = [v["requests_per_s"] for v in values]
+        lines.append(
+            f"| {server} | {clients} | {statistics.median(rps):.1f} | "
+            f"{', '.join(f'{v:.0f}' for v in rps)} | "
+            + " | ".join(
+                f"{statistics.median(v[k] for v in values):.1f}"
+                for k in ("p50_ms", "p90_ms", "p99_ms")
+            )
+            + f" | {sum(v['errors'] for v in values)} |"
+        )
+    lines += ["", "| number | median | rounds |", "|---|---|---|"]
+    per_round = [flatten(r) for r in report["targets"]["rounds"]]
+    for name, value in flatten(report["targets"]["median"]).items():
+        lines.append(f"| {name} | {value} | {', '.join(str(r[name]) for r in per_round)} |")
     return "\n".join(lines)
+
+
+def flatten(numbers: dict, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}"""
+    flat = {}
+    for key, value in numbers.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+# ----- command line -------------------------------------------------------------------------
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(SUBJECTS), default="sentiment")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10, help="per measured row")
+    parser.add_argument("--warmup", type=float, default=10, help="per server, before round 1")
+    parser.add_argument("--texts", type=int, default=400)
+    parser.add_argument("--lone-texts", type=int, default=40, help="for the lone-request target")
+    parser.add_argument(
+        "--texts-per-request",
+        type=int,
+        default=1,
+        help="above 1: also a row of {'texts': [...]} requests (client-side batches)",
+    )
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32, 64])
+    parser.add_argument("--layouts", nargs="*", default=list(SERVED_LAYOUTS))
+    parser.add_argument(
+        "--accelerations",
+        nargs="*",
+        help="build_mar.sh --accelerate engines (default: the model's)",
+    )
+    parser.add_argument("--footprint", action="store_true", help="start-up and memory only")
+    parser.add_argument("--json", type=Path, help="write the full report here")
+    parser.add_argument("--render", type=Path, help="only print the tables of a --json report")
+    args = parser.parse_args()
+    if args.accelerations is None:
+        args.accelerations = list(SUBJECTS[args.model].accelerations)
+    return args
 
 
 def main() -> None:
@@ -510,9 +668,15 @@ def main() -> None:
         report = json.loads(args.render.read_text())
     else:
         with tempfile.TemporaryDirectory(prefix="bench-serving-") as scratch:
-            report = run(args, Path(scratch))
+            if args.footprint:
+                report = {"machine": machine(), "footprint": footprint(Path(scratch) / "ts")}
+                print(json.dumps(report, indent=2))
+                if args.json:
+                    args.json.write_text(json.dumps(report, indent=2) + "\n")
+                return
+            report = run(args, SUBJECTS[args.model], Path(scratch))
     print(markdown(report))
-    print(json.dumps(report["targets"], indent=2))
+    print(json.dumps(report["targets"]["median"], indent=2))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 

@@ -1,15 +1,21 @@
-"""Drive a running TorchServe with ``hey`` (Debian package) and summarise what it measured."""
+"""Drive a running server with ``hey`` or ``wrk`` (Debian packages) and summarise what they
+measured."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+
+# wrk's Lua script: POSTs one JSON body per line of a file in turn, closed or open loop.
+WRK_SCRIPT = Path(__file__).with_name("wrk_reviews.lua")
 
 
 @dataclass(frozen=True)
@@ -72,3 +78,25 @@ def run_hey(
     errors = sum(not row["status-code"].startswith("2") for row in rows)
     elapsed = max(float(row["offset"]) + float(row["response-time"]) for row in rows)
     return LoadResult.of(latencies, errors, elapsed)
+
+
+def run_wrk(
+    url: str, bodies: Path, key: str, connections: int, seconds: float, rate: float | None = None
+) -> LoadResult:
+    """Closed loop with ``connections`` clients; open loop at ``rate`` requests/s when set
+    (each connection waits an exponential gap before its next request)."""
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed: apt-get install wrk")
+    mean_gap_ms = connections * 1000 / rate if rate else 0
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s"]
+    command += ["-s", str(WRK_SCRIPT), url, "--", str(bodies), key, f"{mean_gap_ms:.1f}"]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    summary = json.loads(output.strip().splitlines()[-1])
+    return LoadResult(
+        requests=summary["requests"],
+        errors=summary["errors"],
+        seconds=summary["duration_us"] / 1e6,
+        p50_ms=summary["p50_us"] / 1000,
+        p90_ms=summary["p90_us"] / 1000,
+        p99_ms=summary["p99_us"] / 1000,
+    )

@@ -34,21 +34,36 @@ REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
 
-# Properties naming files; a relative path is relative to the properties file.
+# Properties naming files, and JVM options in vmargs naming files: a relative path is
+# relative to the properties file.
 FILE_PROPERTIES = ("metrics_config",)
+FILE_JVM_OPTIONS = ("-Dlog4j.configurationFile=",)
 
 
-def read_properties(path: Path) -> dict[str, str]:
+def read_properties(path: Path, resolve_paths: bool = True) -> dict[str, str]:
     properties = {}
     for line in path.read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#") and "=" in line:
             key, value = line.split("=", 1)
             properties[key.strip()] = value.strip()
+    if not resolve_paths:
+        return properties
     for key in FILE_PROPERTIES:
         if key in properties:
             properties[key] = str((path.parent / properties[key]).resolve())
+    if "vmargs" in properties:
+        properties["vmargs"] = " ".join(
+            resolve_jvm_option(option, path.parent) for option in properties["vmargs"].split()
+        )
     return properties
+
+
+def resolve_jvm_option(option: str, base: Path) -> str:
+    for prefix in FILE_JVM_OPTIONS:
+        if option.startswith(prefix):
+            return prefix + str((base / option.removeprefix(prefix)).resolve())
+    return option
 
 
 def write_properties(path: Path, properties: dict[str, str]) -> None:

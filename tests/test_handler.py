@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
+from handlers.base import plan_micro_batches
 from handlers.sentiment import SentimentHandler
 from tests.in_process import call, load_handler
 
@@ -89,3 +92,34 @@ def test_inference_failure_is_isolated_to_the_failing_request(handler, monkeypat
 
 def test_threads_follow_config(handler):
     assert torch.get_num_threads() >= 1
+
+
+def test_micro_batches_group_similar_lengths_shortest_first():
+    lengths = [40, 9, 10, 41, 120, 11, 42]
+    passes = plan_micro_batches(lengths, max_size=8, pass_cost_tokens=32)
+    assert [[lengths[i] for i in p] for p in passes] == [[9, 10, 11], [40, 41, 42], [120]]
+
+
+def test_a_text_joins_a_pass_while_its_padding_costs_less_than_a_pass():
+    # Joining pads the two 10-token texts by 6 tokens each: 12 tokens of padding.
+    assert len(plan_micro_batches([10, 10, 16], max_size=8, pass_cost_tokens=12)) == 1
+    assert len(plan_micro_batches([10, 10, 16], max_size=8, pass_cost_tokens=11)) == 2
+
+
+def test_no_pass_exceeds_its_size_and_zero_cost_pads_nothing():
+    passes = plan_micro_batches([5] * 10, max_size=4, pass_cost_tokens=0)
+    assert [len(p) for p in passes] == [4, 4, 2]
+    assert len(plan_micro_batches([5, 6, 7], max_size=4, pass_cost_tokens=0)) == 3
+
+
+@given(
+    st.lists(st.integers(min_value=1, max_value=128), max_size=60),
+    st.integers(min_value=1, max_value=64),
+    st.integers(min_value=0, max_value=200),
+)
+def test_micro_batches_cover_every_text_once(lengths, max_size, cost):
+    passes = plan_micro_batches(lengths, max_size, cost)
+    assert sorted(i for p in passes for i in p) == list(range(len(lengths)))
+    assert all(0 < len(p) <= max_size for p in passes)
+    flat = [lengths[i] for p in passes for i in p]
+    assert flat == sorted(flat)

@@ -92,7 +92,11 @@ def wait_for_models(container: Container, models: list[str], timeout: float = 24
 @contextlib.contextmanager
 def serve_container(run_dir: Path, store: Path, models: list[str]) -> Iterator[Container]:
     load_models = read_properties(CONTAINER_CONFIG)["load_models"]
-    server = configure_server(run_dir, store, load_models, properties_file=CONTAINER_CONFIG)
+    # The image has log4j2.xml beside its config.properties, as the repository root has.
+    local_vmargs = read_properties(REPO / "config.properties")["vmargs"]
+    server = configure_server(
+        run_dir, store, load_models, properties_file=CONTAINER_CONFIG, vmargs=local_vmargs
+    )
     container = Container(run_serve(server, "serve"), server)
     try:
         wait_for_models(container, models)
@@ -157,8 +161,8 @@ def test_only_inference_is_bound_publicly_and_only_on_sagemakers_port():
 
 def test_container_keeps_the_local_limits():
     container, local = (
-        read_properties(CONTAINER_CONFIG),
-        read_properties(REPO / "config.properties"),
+        read_properties(CONTAINER_CONFIG, resolve_paths=False),
+        read_properties(REPO / "config.properties", resolve_paths=False),
     )
     assert {k: container[k] for k in SHARED_LIMITS} == {k: local[k] for k in SHARED_LIMITS}
 

@@ -113,6 +113,23 @@ def test_concurrent_clients_are_batched(client):
     assert max(int(r.headers["x-batch-size"]) for r in responses) > 1
 
 
+def test_requests_are_logged_once_in_the_access_log_and_nowhere_else(tiny_server, client):
+    """log4j2.xml: TorchServe's own configuration writes about eleven lines per request."""
+    logs = {
+        name: tiny_server.log_dir / f"{name}.log" for name in ("access_log", "ts_log", "model_log")
+    }
+    before = {name: len(path.read_text().splitlines()) for name, path in logs.items()}
+    with ThreadPoolExecutor(16) as pool:
+        responses = list(
+            pool.map(lambda i: post(client, f"text {i}".encode(), "text/plain"), range(16))
+        )
+    assert all(r.status_code == 200 for r in responses)
+    added = {name: path.read_text().splitlines()[before[name] :] for name, path in logs.items()}
+    assert len(added["access_log"]) == 16
+    assert added["ts_log"] == []
+    assert added["model_log"] == []
+
+
 def test_two_versions_side_by_side(client):
     client.register("sentiment-2.0.mar")
     try:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import joblib
 import pytest
 import torch
 from detoxify import Detoxify
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
 
+from handlers.base import auto_threads
+from handlers.linear_model import LinearTextModel
 from handlers.review import ReviewHandler
 from handlers.toxicity import ToxicityHandler
 from scripts.convert_detoxify import convert
@@ -15,6 +21,11 @@ from scripts.prepare_toxicity import prepare
 from tests.in_process import call, load_handler
 from tests.tiny_models import build_tiny_classifier
 
+CLEAN_AND_OFFENSIVE = [
+    "The pasta was lovely and the staff friendly.",
+    "You are a fucking idiot and this place is shit.",
+    "Terrible service, cold food, never again.",
+]
 DETOXIFY_CLASSES = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
 DETOXIFY_LABELS = [
     "toxicity",
@@ -90,6 +101,27 @@ def test_sentences_say_which_one_is_offensive(toxicity):
     assert result["labels"]["toxicity"] == max(s["labels"]["toxicity"] for s in result["sentences"])
 
 
+def test_linear_model_scores_as_scikit_learn_does_without_its_per_call_cost(profanity_dir):
+    model = LinearTextModel(profanity_dir)
+    assert model.ensemble is not None  # alt-profanity-check: calibrated linear SVMs
+    texts = [*CLEAN_AND_OFFENSIVE, "", "Great food. " * 200, "Ünïcödé ñame, 123 $$$"]
+    features = model.vectorizer.transform(texts)
+    expected = model.classifier.predict_proba(features)[:, 1]
+    assert model.positive_probability(texts) == pytest.approx(expected, abs=1e-12)
+
+
+def test_linear_model_of_another_kind_uses_its_own_predict_proba(tmp_path):
+    texts = ["you are an idiot", "lovely dinner", "idiot staff", "lovely staff"]
+    vectorizer = TfidfVectorizer().fit(texts)
+    classifier = LogisticRegression().fit(vectorizer.transform(texts), [1, 0, 1, 0])
+    joblib.dump(vectorizer, tmp_path / "vectorizer.joblib")
+    joblib.dump(classifier, tmp_path / "model.joblib")
+    model = LinearTextModel(tmp_path)
+    assert model.ensemble is None
+    expected = classifier.predict_proba(vectorizer.transform(texts))[:, 1]
+    assert model.positive_probability(texts) == pytest.approx(expected)
+
+
 def test_thresholds_come_from_config(profanity_dir, tmp_path):
     strict = load_handler(
         ToxicityHandler,
@@ -143,3 +175,18 @@ def test_review_answers_both_for_every_text(tiny_model_dir, profanity_dir, tmp_p
     assert first["model"] == {"name": "review", "version": "1.0"}
     assert first["sentiment"]["label"] in ("negative", "positive")
     assert (first["toxicity"]["toxic"], second["toxicity"]["toxic"]) == (False, True)
+
+
+def test_review_parts_keep_one_thread_per_worker(tiny_model_dir, profanity_dir, tmp_path):
+    """Two single-threaded workers must not become two 2-thread workers when the parts load
+    (oversubscribed, the served review model ran at a third of its speed)."""
+    for part, directory in (("sentiment", tiny_model_dir), ("toxicity", profanity_dir)):
+        shutil.copytree(directory, tmp_path / part)
+    threads_before = torch.get_num_threads()
+    try:
+        review = ReviewHandler()
+        review.configure({"threads": 0}, workers=2)
+        review.load(tmp_path)
+        assert torch.get_num_threads() == auto_threads(2)
+    finally:
+        torch.set_num_threads(threads_before)
