@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from handlers.auxiliary import NONE, AuxiliarySentences, aggregate
-from handlers.base import TextClassifierHandler
+from handlers.base import Cost, TextClassifierHandler
 from handlers.sentences import SentenceSplitter
 
 
@@ -37,6 +37,13 @@ class AspectSentimentHandler(TextClassifierHandler):
             )
         self.columns = [self.labels.index(label) for label in self.auxiliary.labels]
         self.splitter = SentenceSplitter.from_settings(self.settings, "german")
+        self.pair_tokens = tuple(self.text_tokens([p.sentence for p in self.auxiliary.pairs]))
+
+    def cost(self, texts: list[str]) -> Cost:
+        """Every sentence is paired with every auxiliary sentence: 9 pairs each for nli_m."""
+        sentences = [s for text in texts for s in self.splitter.split(text)]
+        tokens = self.input_tokens(self.text_tokens(sentences), self.pair_tokens)
+        return Cost(sentences=len(sentences), tokens=tokens)
 
     def predict(self, texts: list[str]) -> list[dict[str, Any]]:
         sentences = [self.splitter.split(text) for text in texts]

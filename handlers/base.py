@@ -5,26 +5,44 @@ list of the same length back. Every request is parsed on its own; a bad one fail
 with a 4xx JSON error while the texts of all good ones go through the model together:
 length-sorted, split into micro-batches, padded only to the longest text of each micro-batch.
 
+Nothing a request sends may take the worker down, so every request is costed before any
+inference (:meth:`TextClassifierHandler.cost`): sentences it would echo back, and tokens the
+model would process. A request over its own limits is refused with 413; requests that would
+push the batch past its token budget (which must finish inside ``responseTimeout``, or
+TorchServe kills the worker) get 503 with ``Retry-After``; an answer that would not fit in
+TorchServe's ``max_response_size`` (over it, the frontend drops the worker) becomes a 413.
+
 Subclasses implement :meth:`postprocess` (logits to result dictionaries), like the
 ``preprocess`` / ``_forward`` / ``postprocess`` split of Hugging Face pipelines.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from collections import Counter
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from handlers.inputs import Limits, ParsedRequest, RequestError, find_header, parse_request
+from handlers.inputs import (
+    Limits,
+    ParsedRequest,
+    RequestError,
+    find_header,
+    invalid,
+    parse_request,
+    receive_raw_bodies,
+)
 from handlers.metrics import ModelMetrics, model_identity
 from handlers.onnx_model import ONNX_FILE, OnnxSequenceClassifier
+from handlers.server_config import max_response_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +60,32 @@ DEFAULT_SETTINGS = {
     "threads": 0,
     # "dynamic-int8": int8 weights for every Linear layer, quantised at load (torch models).
     "quantize": "none",
+    # What one request may ask for: sentences bound the size of the answer (each is echoed
+    # with its scores); tokens bound the compute. A batch's tokens must finish well inside
+    # responseTimeout on a slow, shared core (the derivation is in each model-config.yaml).
+    "max_sentences_per_request": 2_000,
+    "max_tokens_per_request": 8_192,
+    "max_tokens_per_batch": 24_576,
+    # However short, a model input costs a forward-pass row: e5-small ran 9-token pairs at the
+    # pairs/s of 20-token ones, so each input counts at least this many tokens.
+    "min_input_tokens": 16,
 }
+
+# Sent with a 503 for a request that did not fit in its batch: when to try again, in seconds.
+RETRY_AFTER_SECONDS = "1"
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What answering one request takes: sentences in the answer, tokens through the model."""
+
+    sentences: int
+    tokens: int
+
+
+def encode_json(answer: dict[str, Any]) -> bytes:
+    """Compact JSON: TorchServe's own encoding of a dict is indented, a third larger."""
+    return json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 @dataclass
@@ -99,6 +142,7 @@ class TextClassifierHandler:
         self.model_info = model_identity(context)
         self.metrics = ModelMetrics(context.metrics, **self.model_info)
         self.load(Path(context.system_properties["model_dir"]) / MODEL_SUBDIR)
+        receive_raw_bodies()
         logger.info("Loaded %s", self.model_info)
         self.initialized = True
 
@@ -111,6 +155,14 @@ class TextClassifierHandler:
             max_texts=int(self.settings["max_texts_per_request"]),
             max_text_chars=int(self.settings["max_text_chars"]),
         )
+        self.max_batch_tokens = int(self.settings["max_tokens_per_batch"])
+        # A request over the batch budget could never be answered: refuse it up front.
+        self.max_request_cost = Cost(
+            sentences=int(self.settings["max_sentences_per_request"]),
+            tokens=min(int(self.settings["max_tokens_per_request"]), self.max_batch_tokens),
+        )
+        self.max_response_bytes = max_response_bytes()
+        self.min_input_tokens = int(self.settings["min_input_tokens"])
 
     def load(self, model_dir: Path) -> None:
         """Load tokenizer and model from a local HF-format directory, never from a hub."""
@@ -136,51 +188,103 @@ class TextClassifierHandler:
 
     # ----- TorchServe entry point ----------------------------------------------------------
 
-    def handle(self, data: list[dict[str, Any]], context: Any) -> list[Any]:
+    def handle(self, data: list[dict[str, Any]], context: Any) -> list[bytes]:
         started = time.perf_counter()
-        requests: list[ParsedRequest | RequestError] = []
+        answers: list[dict[str, Any] | RequestError | None] = [None] * len(data)
+        admitted: dict[int, ParsedRequest] = {}
+        batch_tokens = 0
         for idx, row in enumerate(data):
             try:
-                content_type = find_header(context, idx, "Content-Type")
-                requests.append(parse_request(row, content_type, self.limits))
+                request, cost = self.admit(row, find_header(context, idx, "Content-Type"))
             except RequestError as error:
-                requests.append(error)
+                answers[idx] = error
+                continue
+            if admitted and batch_tokens + cost.tokens > self.max_batch_tokens:
+                answers[idx] = RequestError(
+                    503,
+                    "BatchFull",
+                    f"This batch already holds {batch_tokens} of the {self.max_batch_tokens} "
+                    f"tokens a batch may take, and this request needs {cost.tokens}: retry.",
+                )
+                continue
+            batch_tokens += cost.tokens
+            admitted[idx] = request
 
-        answers = self.answer_all(requests)
+        for idx, answer in zip(admitted, self.answer_all(list(admitted.values())), strict=True):
+            answers[idx] = answer
+        encoded = [self.encode(answer) for answer in answers]
+        finals = [answer for answer, _ in encoded]
         self.metrics.record_batch(
             requests=len(data),
-            texts=sum(len(r.texts) for r in requests if isinstance(r, ParsedRequest)),
+            texts=sum(len(r.texts) for r in admitted.values()),
             seconds=time.perf_counter() - started,
-            errors=Counter(a.status for a in answers if isinstance(a, RequestError)),
+            errors=Counter(a.status for a in finals if isinstance(a, RequestError)),
         )
-        answered = [a for a in answers if not isinstance(a, RequestError)]
+        answered = [a for a in finals if isinstance(a, dict)]
         self.record_results([r for a in answered for r in a.get("results", [a])])
-        responses = []
-        for idx, answer in enumerate(answers):
+        for idx, answer in enumerate(finals):
             context.set_response_content_type(idx, "application/json")
             context.set_response_header(idx, "X-Batch-Size", str(len(data)))
             if isinstance(answer, RequestError):
-                context.set_response_status(answer.status, answer.message, idx)
-                answer = answer.to_json()
-            responses.append(answer)
-        return responses
+                # The standard phrase: the status line must never carry text from a request.
+                context.set_response_status(answer.status, HTTPStatus(answer.status).phrase, idx)
+                if answer.status == 503:
+                    context.set_response_header(idx, "Retry-After", RETRY_AFTER_SECONDS)
+        return [body for _, body in encoded]
 
-    def answer_all(
-        self, requests: list[ParsedRequest | RequestError]
-    ) -> list[dict[str, Any] | RequestError]:
-        """Answer every valid request in one pass; if that pass fails, isolate the culprit."""
-        texts = [text for r in requests if isinstance(r, ParsedRequest) for text in r.texts]
+    def admit(self, row: dict[str, Any], content_type: str | None) -> tuple[ParsedRequest, Cost]:
+        """Parse one request and cost it; raises a 4xx RequestError for anything it sends."""
+        try:
+            request = parse_request(row, content_type, self.limits)
+            cost = self.cost(request.texts)
+        except RequestError:
+            raise
+        except Exception as error:
+            # Nothing else is read yet: whatever fails here, the request's own input caused it.
+            logger.exception("Could not read a request")
+            raise invalid(f"The request could not be read: {error}") from None
+        limit = self.max_request_cost
+        if cost.sentences > limit.sentences:
+            raise RequestError(
+                413,
+                "TooManySentences",
+                f"The texts have {cost.sentences} sentences; the limit is {limit.sentences} "
+                "per request.",
+            )
+        if cost.tokens > limit.tokens:
+            raise RequestError(
+                413,
+                "TooMuchText",
+                f"The request needs {cost.tokens} tokens of model input; the limit is "
+                f"{limit.tokens} per request. Send fewer or shorter texts per request.",
+            )
+        return request, cost
+
+    def encode(
+        self, answer: dict[str, Any] | RequestError
+    ) -> tuple[dict[str, Any] | RequestError, bytes]:
+        """One slot's answer and its bytes; an answer too large to return becomes a 413."""
+        if isinstance(answer, dict):
+            body = encode_json(answer)
+            if len(body) <= self.max_response_bytes:
+                return answer, body
+            answer = RequestError(
+                413,
+                "ResponseTooLarge",
+                f"The answer would be {len(body)} bytes; the server returns at most "
+                f"{self.max_response_bytes}. Send fewer texts per request.",
+            )
+        return answer, encode_json(answer.to_json())
+
+    def answer_all(self, requests: list[ParsedRequest]) -> list[dict[str, Any] | RequestError]:
+        """Answer every admitted request in one pass; if that pass fails, isolate the culprit."""
+        texts = [text for r in requests for text in r.texts]
         try:
             results = iter(self.predict(texts))
-            return [
-                self.assemble(r, [next(results) for _ in r.texts])
-                if isinstance(r, ParsedRequest)
-                else r
-                for r in requests
-            ]
+            return [self.assemble(r, [next(results) for _ in r.texts]) for r in requests]
         except Exception:
             logger.exception("Batched inference failed; answering requests one by one")
-            return [self.answer_alone(r) if isinstance(r, ParsedRequest) else r for r in requests]
+            return [self.answer_alone(r) for r in requests]
 
     def answer_alone(self, request: ParsedRequest) -> dict[str, Any] | RequestError:
         try:
@@ -197,6 +301,25 @@ class TextClassifierHandler:
         """Count what the answers say (labels, flags, aspects); subclasses choose what."""
 
     # ----- inference pipeline ---------------------------------------------------------------
+
+    def cost(self, texts: list[str]) -> Cost:
+        """One model input per text; subclasses that split texts count their sentences."""
+        return Cost(sentences=len(texts), tokens=self.input_tokens(self.text_tokens(texts)))
+
+    def input_tokens(self, lengths: list[int], pair_lengths: tuple[int, ...] = ()) -> int:
+        """Tokens the model processes for texts of these lengths (alone, or each paired with
+        every second part of ``pair_lengths``), after truncation, counting each input at
+        least ``min_input_tokens``."""
+        specials = self.tokenizer.num_special_tokens_to_add(pair=bool(pair_lengths))
+        return sum(
+            max(min(n + pair + specials, self.max_length), self.min_input_tokens)
+            for n in lengths
+            for pair in pair_lengths or (0,)
+        )
+
+    def text_tokens(self, texts: list[str]) -> list[int]:
+        """Tokens of each text alone, before special tokens and truncation."""
+        return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
     def predict(self, texts: list[str]) -> list[dict[str, Any]]:
         """Texts in, one result dictionary per text out, in the same order."""

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from handlers.base import TextClassifierHandler
+from handlers.base import Cost, TextClassifierHandler
 from handlers.sentiment import SentimentHandler
 from handlers.toxicity import ToxicityHandler
 
@@ -34,6 +34,14 @@ class ReviewHandler(TextClassifierHandler):
             ThreadPoolExecutor(len(self.parts), thread_name_prefix="review")
             if self.settings.get("parallel_parts", False)
             else None
+        )
+
+    def cost(self, texts: list[str]) -> Cost:
+        """Both parts' tokens; the sentences echoed are the toxicity part's."""
+        costs = {name: part.cost(texts) for name, part in self.parts.items()}
+        return Cost(
+            sentences=costs["toxicity"].sentences,
+            tokens=sum(cost.tokens for cost in costs.values()),
         )
 
     def predict(self, texts: list[str]) -> list[dict[str, Any]]:

@@ -8,10 +8,21 @@ the split in its model-config.yaml::
       variants: {"1.0": 90, "2.0": 10}
 
 Each request is forwarded over loopback to ``/predictions/{target}/{version}`` of the same
-TorchServe, with the client's own ``Authorization`` header, and the version's answer (status,
-body, content type) goes back unchanged. Changing the split means registering a new version of
-the router and making it the default: TorchServe swaps default versions atomically, so the
-split is versioned, reviewable configuration and a change drops no request.
+TorchServe and the version's answer (status, reason, body, content type) goes back unchanged.
+The address is the packed ``inference_url`` or else the server's own ``inference_address``
+(handlers/server_config.py), never anything from the request. The body goes on byte for byte;
+form fields, which TorchServe parses before a worker sees them, go on as the same fields. The
+forwarded request carries the server's inference key: whatever reaches the router has passed
+TorchServe's token check already, over HTTP or over gRPC, whose metadata no worker sees.
+Changing the split means registering a new version of the router and making it the default:
+TorchServe swaps default versions atomically, so the split is versioned, reviewable
+configuration and a change drops no request.
+
+A router worker answers a batch as a whole, when its slowest request is back, and takes no
+other request meanwhile; so routers run several workers with one request per batch, and a slow
+request holds up only its own worker (configs/router/model-config.yaml). TorchServe 0.12's
+asynchronous worker mode, which would serve many requests in one worker, keeps every answered
+request in the frontend's memory unless the answer is a stream: see docs/BENCHMARKS.md.
 
 Requests carrying an experiment key (``X-Experiment-Key`` header, or ``"key"`` in the JSON
 body) are assigned by weighted rendezvous hashing: the same key always reaches the same
@@ -21,29 +32,75 @@ moves keys between those two. Requests without a key are split at random by weig
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
-from handlers.inputs import RequestError, decode_body, find_header, request_body
+from handlers import server_config
+from handlers.inputs import (
+    RequestError,
+    decode_body,
+    media_type_of,
+    receive_raw_bodies,
+    request_body,
+)
 from handlers.metrics import ModelMetrics, model_identity
-from handlers.routing import Forwarded, choose_variant, validated_variants
+from handlers.routing import Answer, choose_variant, status_phrase, validated_variants
 
 logger = logging.getLogger(__name__)
+# httpx logs every request at INFO, and the frontend copies each worker log line to its own.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 KEY_HEADER = "X-Experiment-Key"
+# Bodies that TorchServe's frontend parses into fields (the worker never sees their bytes).
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-def body_key(payload: Any) -> str | None:
+def request_header(context: Any, idx: int, name: str) -> str | None:
+    """A request header, matched case-insensitively. TorchServe keeps each body field's content
+    type in the same map, as a dict under the field's name: those are no headers."""
+    headers = context.get_all_request_header(idx) or {}
+    for key, value in headers.items():
+        if key.lower() == name.lower() and isinstance(value, str):
+            return value
+    return None
+
+
+def upstream_request(row: dict[str, Any], content_type: str | None) -> dict[str, Any]:
+    """httpx arguments that give the version the request the router got."""
+    if not row or ("body" in row and media_type_of(content_type) not in FORM_TYPES):
+        # The frontend reads header bytes as Latin-1: encoded so, they are what the client sent
+        # (httpx would refuse a str that is not ASCII).
+        headers = {"Content-Type": content_type.encode("latin-1")} if content_type else {}
+        # bytes: httpx takes no bytearray (TorchServe's) as a body.
+        return {"content": bytes(row.get("body", b"")), "headers": headers}
+    # Form fields (and a gRPC call's inputs) arrive parsed: send the same fields as multipart
+    # parts, which carry any bytes, at their own size (URL-encoding triples non-ASCII text).
+    parts = [
+        (name, (name, bytes(value), "application/octet-stream")) for name, value in row.items()
+    ]
+    return {"files": parts, "headers": {}}
+
+
+def body_key(row: dict[str, Any], content_type: str | None) -> str | None:
+    """The "key" of a JSON object body (or form), read as the version reads it. A body that
+    is none routes without a key: the version gives its own answer to a bad one."""
+    try:
+        payload = decode_body(request_body(row, content_type), content_type)
+    except RequestError:
+        return None
     key = payload.get("key") if isinstance(payload, dict) else None
     return key if isinstance(key, str) else None
+
+
+def error_answer(error: RequestError, variant: str | None = None) -> Answer:
+    reason = status_phrase(error.status)
+    return Answer(error.status, error.to_json(), "application/json", reason, variant)
 
 
 class ABRouterHandler:
@@ -51,102 +108,78 @@ class ABRouterHandler:
         self.initialized = False
 
     def initialize(self, context: Any) -> None:
+        # Bodies are forwarded as the client sent them: JSON decoded by TorchServe and encoded
+        # again is not byte for byte (escaped non-ASCII grew 3x, past max_request_size).
+        receive_raw_bodies()
         model_config = context.model_yaml_config or {}
         settings = model_config.get("handler", {})
         self.target = settings["target"]
         self.variants = validated_variants(settings["variants"])
-        self.inference_url = settings.get("inference_url")
+        inference_url = settings.get("inference_url") or server_config.inference_url()
+        self.base_url = f"{inference_url.rstrip('/')}/predictions/{self.target}"
+        # Inside responseTimeout: a batch that takes longer gets its worker killed.
+        timeout = float(settings.get("timeout_s", model_config.get("responseTimeout", 60)))
+        # No proxy from the environment: the requests carry the server's key, to loopback.
+        self.http = httpx.Client(timeout=timeout, trust_env=False)
+        # The requests of a batch are forwarded at once; the batch is answered when all are back.
+        self.pool = ThreadPoolExecutor(int(model_config.get("batchSize", 1)))
         self.model_info = model_identity(context)
         self.metrics = ModelMetrics(context.metrics, **self.model_info)
         total = sum(self.variants.values())
         for variant, weight in self.variants.items():
             self.metrics.set("reviews_ab_weight_ratio", weight / total, (self.target, variant))
         self.rng = random.Random()
-        timeout = float(settings.get("timeout_s", model_config.get("responseTimeout", 60)))
-        self.http = httpx.Client(timeout=timeout)
-        self.pool = ThreadPoolExecutor(int(model_config.get("batchSize", 1)))
         logger.info("Routing %s to %s %s", self.model_info, self.target, self.variants)
         self.initialized = True
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[Any]:
-        answers = list(
-            self.pool.map(lambda idx: self.route(data[idx], context, idx), range(len(data)))
-        )
-        responses = []
+        answers = list(self.pool.map(self.answer, data, [context] * len(data), range(len(data))))
         for idx, answer in enumerate(answers):
-            if isinstance(answer, RequestError):
-                context.set_response_status(answer.status, answer.message, idx)
-                context.set_response_content_type(idx, "application/json")
-                responses.append(answer.to_json())
-                continue
-            context.set_response_status(answer.status, "", idx)
+            context.set_response_status(answer.status, answer.reason, idx)
             context.set_response_content_type(idx, answer.content_type)
-            context.set_response_header(idx, "X-AB-Variant", answer.variant)
-            responses.append(answer.body)
-        return responses
+            context.set_response_header(idx, "X-Batch-Size", str(len(data)))
+            if answer.variant is not None:
+                context.set_response_header(idx, "X-AB-Variant", answer.variant)
+        return [answer.body for answer in answers]
 
-    def route(self, row: dict[str, Any], context: Any, idx: int) -> Forwarded | RequestError:
+    def answer(self, row: dict[str, Any], context: Any, idx: int) -> Answer:
+        """The version's answer, or an error for this request alone: an exception out of
+        ``handle`` would fail the whole batch with TorchServe's 503."""
         try:
-            body, content_type, key = self.forwardable(row, context, idx)
-        except RequestError as error:
-            return error
+            return self.route(row, context, idx)
+        except Exception:
+            logger.exception("Routing a request failed")
+            return error_answer(RequestError(500, "RouterError", "The router failed."))
+
+    def route(self, row: dict[str, Any], context: Any, idx: int) -> Answer:
+        content_type = request_header(context, idx, "Content-Type")
+        request = upstream_request(row, content_type)
+        key = request_header(context, idx, KEY_HEADER) or body_key(row, content_type)
         variant = choose_variant(self.variants, key, self.rng)
         started = time.perf_counter()
-        answer = self.forward(body, content_type, variant, context, idx)
+        answer = self.forward(request, variant)
         labels = (self.target, variant)
         self.metrics.observe("reviews_ab_latency_seconds", [time.perf_counter() - started], labels)
         self.metrics.count("reviews_ab_requests_total", Counter({(*labels, str(answer.status)): 1}))
         return answer
 
-    def forwardable(
-        self, row: dict[str, Any], context: Any, idx: int
-    ) -> tuple[bytes, str, str | None]:
-        """The body to forward as bytes, its content type, and the experiment key if any."""
-        body = request_body(row)
-        header_key = find_header(context, idx, KEY_HEADER)
-        if not isinstance(body, (bytes, bytearray, str)):
-            # TorchServe already decoded an application/json body.
-            raw = json.dumps(body).encode("utf-8")
-            return raw, "application/json", header_key or body_key(body)
-        content_type = find_header(context, idx, "Content-Type") or "application/json"
-        raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-        return raw, content_type, header_key or body_key(decode_body(raw, content_type))
-
-    def target_url(self, context: Any, idx: int, variant: str) -> str:
-        """This same TorchServe, over loopback: the port the request came in on."""
-        base = self.inference_url
-        if not base:
-            host = find_header(context, idx, "Host") or ""
-            port = urlsplit(f"//{host}").port
-            if port is None:
-                raise RequestError(
-                    500, "RouterMisconfigured", "No Host port and no inference_url configured."
-                )
-            base = f"http://127.0.0.1:{port}"
-        return f"{base.rstrip('/')}/predictions/{self.target}/{variant}"
-
-    def forward(
-        self, body: bytes, content_type: str, variant: str, context: Any, idx: int
-    ) -> Forwarded | RequestError:
-        headers = {"Content-Type": content_type}
-        authorization = find_header(context, idx, "Authorization")
-        if authorization:
-            headers["Authorization"] = authorization
+    def forward(self, request: dict[str, Any], variant: str) -> Answer:
+        key = server_config.inference_key()
+        if key:
+            request["headers"]["Authorization"] = f"Bearer {key}"
         try:
-            response = self.http.post(
-                self.target_url(context, idx, variant), content=body, headers=headers
-            )
-        except RequestError as error:
-            return error
+            response = self.http.post(f"{self.base_url}/{variant}", **request)
         except httpx.TimeoutException:
-            return RequestError(
-                504, "UpstreamTimeout", f"{self.target} {variant} did not answer in time."
-            )
+            message = f"{self.target} {variant} did not answer in time."
+            return error_answer(RequestError(504, "UpstreamTimeout", message), variant)
         except httpx.TransportError as error:
-            return RequestError(502, "UpstreamUnavailable", f"{self.target} {variant}: {error}")
-        return Forwarded(
-            response.status_code,
+            message = f"{self.target} {variant}: {error}"
+            return error_answer(RequestError(502, "UpstreamUnavailable", message), variant)
+        status = response.status_code
+        return Answer(
+            status,
             response.content,
             response.headers.get("Content-Type", "application/json"),
+            response.reason_phrase or status_phrase(status),
             variant,
         )

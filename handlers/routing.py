@@ -6,6 +6,7 @@ import hashlib
 import math
 import random
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 
@@ -34,9 +35,19 @@ def validated_variants(variants: Any) -> dict[str, float]:
     return weights
 
 
+def status_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown Status"
+
+
 @dataclass
-class Forwarded:
+class Answer:
+    """One request's answer as the router sends it back."""
+
     status: int
-    body: bytes
+    body: bytes | dict[str, Any]
     content_type: str
-    variant: str
+    reason: str
+    variant: str | None = None  # None: refused before a version was chosen

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from handlers.base import TextClassifierHandler
+from handlers.base import Cost, TextClassifierHandler
 from handlers.linear_model import BACKEND, LinearTextModel
 from handlers.sentences import SentenceSplitter
 
@@ -36,6 +36,12 @@ class ToxicityHandler(TextClassifierHandler):
         thresholds = self.settings.get("thresholds") or {}
         self.thresholds = {label: float(thresholds.get(label, default)) for label in self.labels}
         self.splitter = SentenceSplitter.from_settings(self.settings, "english")
+
+    def cost(self, texts: list[str]) -> Cost:
+        sentences = [s for text in texts for s in self.splitter.split(text)]
+        if self.linear_model is not None:
+            return Cost(sentences=len(sentences), tokens=0)  # microseconds per sentence
+        return Cost(len(sentences), self.input_tokens(self.text_tokens(sentences)))
 
     def predict(self, texts: list[str]) -> list[dict[str, Any]]:
         sentences = [self.splitter.split(text) for text in texts]

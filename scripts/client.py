@@ -199,11 +199,24 @@ def is_token_refusal(response: httpx.Response) -> bool:
     return response.status_code in (400, 401) and "Token Authorization failed" in response.text
 
 
+# TorchServe refuses a body over its max_request_size with 413 and nothing else.
+EMPTY_413 = {
+    "error": {
+        "status": 413,
+        "type": "RequestTooLarge",
+        "message": "TorchServe refused the body as larger than its max_request_size; send "
+        "fewer or shorter texts per request.",
+    }
+}
+
+
 def raise_for_status(response: httpx.Response) -> Any:
     try:
         body = response.json()
     except ValueError:
         body = response.text
+    if response.status_code == 413 and not response.content:
+        body = EMPTY_413
     if response.status_code >= 400:
         raise ServerError(response.status_code, body)
     return body

@@ -3,12 +3,17 @@
 python -m scripts.server start [--config config.properties] [--run-dir .torchserve]
 python -m scripts.server status
 python -m scripts.server stop
+
+TorchServe runs the handler code of every model registered with it, so started by root it
+runs as the unprivileged ``torchserve`` account that scripts/setup.sh creates, never as root.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import pwd
 import sys
 import time
 from pathlib import Path
@@ -24,8 +29,29 @@ def main() -> int:
     parser.add_argument("--run-dir", type=Path, default=REPO / ".torchserve")
     parser.add_argument("--model-store", type=Path, default=REPO / "model_store")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for models")
+    parser.add_argument(
+        "--user",
+        default="torchserve",
+        help="the account TorchServe runs as when started by root (default: %(default)s)",
+    )
     args = parser.parse_args()
-    server = LocalTorchServe(args.config, args.run_dir, args.model_store)
+    user = None
+    if os.geteuid() == 0:
+        try:
+            if pwd.getpwnam(args.user).pw_uid == 0:
+                print(
+                    "Refusing to run TorchServe as root: name an unprivileged --user.",
+                    file=sys.stderr,
+                )
+                return 2
+        except KeyError:
+            print(
+                f"No account {args.user!r}: scripts/setup.sh creates it when run as root.",
+                file=sys.stderr,
+            )
+            return 2
+        user = args.user
+    server = LocalTorchServe(args.config, args.run_dir, args.model_store, user=user)
 
     if args.command == "stop":
         server.stop()
@@ -50,7 +76,8 @@ def main() -> int:
         print(f"TorchServe already runs (pid {server.pid()}).")
         return 0
     started = time.monotonic()
-    print(f"Starting TorchServe (logs in {server.log_dir}) ...", flush=True)
+    as_user = f" as {user}" if user else ""
+    print(f"Starting TorchServe{as_user} (logs in {server.log_dir}) ...", flush=True)
     try:
         server.start()
         models = server.wait_until_ready(timeout=args.timeout)

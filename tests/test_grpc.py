@@ -111,6 +111,21 @@ def test_bad_request_raises_the_handlers_json_error(tiny_clients, texts, status,
     assert over_grpc.value.body["error"]["type"] == error_type
 
 
+def test_an_ab_router_answers_grpc_as_its_version_does(ab_server):
+    """A gRPC call reaches the router without headers (no Host, no token): the router
+    forwards to the server's own address with the server's key, and answers as its version."""
+    with ab_server.grpc_client() as grpc_client, ab_server.client() as http_client:
+        routed = grpc_client.predict("sentiment-ab", ENGLISH)
+        assert_same_answer(routed, http_client.predict("sentiment", ENGLISH, version="1.0"))
+        assert grpc_client.predict("sentiment-ab", "Schön")["model"]["version"] == "1.0"
+        with pytest.raises(ServerError) as over_router:
+            grpc_client.predict("sentiment-ab", "")
+        with pytest.raises(ServerError) as direct:
+            grpc_client.predict("sentiment", "", version="1.0")
+    assert over_router.value.status == direct.value.status == 400
+    assert over_router.value.body == direct.value.body
+
+
 def test_unknown_model_or_version_is_a_grpc_error_not_retried(tiny_clients):
     grpc_client, _ = tiny_clients
     for model, version in [("no-such-model", None), ("sentiment", "9.0")]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from handlers.base import plan_micro_batches
@@ -88,6 +89,97 @@ def test_inference_failure_is_isolated_to_the_failing_request(handler, monkeypat
     responses, statuses = call(handler, rows)
     assert statuses == [200, 500]
     assert responses[1]["error"]["type"] == "InferenceError"
+
+
+@pytest.fixture(scope="module")
+def tight(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> SentimentHandler:
+    """The same model with small compute limits: 50 tokens a request, 64 a batch. With
+    max_length 16 and min_input_tokens 16, every text costs 16 tokens."""
+    settings = {**HANDLER_SETTINGS, "max_tokens_per_request": 50, "max_tokens_per_batch": 64}
+    return load_handler(SentimentHandler, tiny_model_dir, tmp_path_factory.mktemp("t"), settings)
+
+
+def test_cost_counts_the_tokens_the_model_will_see(handler):
+    texts = ["the food was great", "service " * 40, "ok"]
+    fed = [len(row["input_ids"]) for row in handler.preprocess(texts).features]
+    assert fed[1] == 16 and fed[2] < 16  # one cut to max_length, one under the floor
+    assert handler.cost(texts).tokens == sum(max(n, handler.min_input_tokens) for n in fed)
+    assert handler.cost(texts).sentences == 3
+
+
+def test_request_over_its_token_limit_is_refused_before_inference(tight):
+    (refused, _), statuses = call(
+        tight, [{"body": {"texts": ["food"] * 4}}, {"body": {"texts": ["good"] * 3}}]
+    )
+    assert statuses == [413, 200]  # 4 x 16 tokens; 3 x 16
+    assert refused["error"]["type"] == "TooMuchText"
+    assert "needs 64 tokens" in refused["error"]["message"]
+    assert "limit is 50 per request" in refused["error"]["message"]
+
+
+def test_batch_over_its_token_budget_answers_the_rest_503_with_retry_after(tight):
+    rows = [{"body": {"text": "food"}} for _ in range(4)]  # 16 tokens each ...
+    rows.insert(2, {"body": {"texts": ["service"] * 3}})  # ... and 48
+    responses, statuses = call(tight, rows)
+    assert statuses == [200, 200, 503, 200, 200]  # 4 x 16 <= 64; 32 + 48 does not fit
+    assert responses[2]["error"]["type"] == "BatchFull"
+    assert tight.context.get_response_headers(2)["Retry-After"] == "1"
+    assert "Retry-After" not in tight.context.get_response_headers(0)
+
+
+def test_answer_over_max_response_size_is_a_413_for_its_slot_only(handler, monkeypatch):
+    monkeypatch.setattr(handler, "max_response_bytes", 600)
+    rows = [{"body": {"texts": ["good"] * 8}}, {"body": {"text": "fine"}}]
+    responses, statuses = call(handler, rows)
+    assert statuses == [413, 200]
+    assert responses[0]["error"]["type"] == "ResponseTooLarge"
+
+
+def test_answers_are_compact_json(handler):
+    raw = handler.handle([{"body": {"text": "good"}}], handler.context)[0]
+    assert b"\n" not in raw and b": " not in raw
+    assert json.loads(raw)["model"]["name"] == "sentiment"
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=40)
+    | st.sampled_from(["\ud800", "a\udfffb", "\x00"]),
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.dictionaries(st.sampled_from(["text", "texts", "key", "x"]), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+POISON_BODIES = st.sampled_from(
+    [
+        b"[" * 50_000 + b"]" * 50_000,
+        b'{"text": ' + b"9" * 5000 + b"}",
+        b'{"text": "\\ud800"}',
+        b'{"texts": ["\\udc00x"]}',
+        b'"just a string"',
+        b"\xff\xfe",
+    ]
+)
+
+
+@settings(deadline=None, max_examples=60)  # a shared 2-core machine: time is not the point
+@given(
+    st.lists(
+        JSON_VALUES.map(lambda v: json.dumps(v).encode()) | POISON_BODIES, min_size=1, max_size=4
+    )
+)
+def test_any_body_beside_a_good_request_is_answered_or_refused_alone(handler, bodies):
+    """Whatever the other requests of a batch send, they get 200 or a 4xx, and the good
+    request beside them is answered."""
+    rows = [{"body": {"text": "the food was great"}}] + [{"body": body} for body in bodies]
+    responses, statuses = call(handler, rows)
+    assert statuses[0] == 200 and responses[0]["label"] in ("negative", "positive")
+    for response, status in zip(responses[1:], statuses[1:], strict=True):
+        assert status == 200 or (400 <= status < 500 and response["error"]["message"])
 
 
 def test_threads_follow_config(handler):

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from handlers.inputs import Limits, ParsedRequest, RequestError, parse_request
 
 LIMITS = Limits(max_texts=4, max_text_chars=50)
+FORM = "application/x-www-form-urlencoded"
 
 
 def parse(body, content_type: str | None = "application/json") -> ParsedRequest:
@@ -108,3 +109,36 @@ def test_any_json_parses_or_fails_cleanly(payload):
         assert 400 <= error.status < 500
     else:
         assert parsed.texts and all(isinstance(t, str) and t.strip() for t in parsed.texts)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "fragment"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", "nested too deeply"),
+        (b'{"text": ' + b"9" * 5000 + b"}", "application/json", "Malformed JSON"),
+        (b'{"text": "\\ud800 fine"}', "application/json", "not valid Unicode"),
+        (b'{"texts": ["ok", "a\\udfff"]}', "application/json", '"texts"[1] is not valid'),
+    ],
+)
+def test_poison_json_is_a_client_error(body, content_type, fragment):
+    error = error_of(body, content_type)
+    assert error.status == 400
+    assert fragment in error.message
+
+
+def test_json_string_body_is_one_text():
+    assert parse(b'"good food"', "application/json").texts == ["good food"]
+
+
+def test_form_fields_are_the_payload():
+    parsed = parse_request({"text": b"nice", "key": b"user-1"}, FORM, LIMITS)
+    assert parsed == ParsedRequest(["nice"], is_list=False, key="user-1")
+    with pytest.raises(RequestError, match="Unknown field"):
+        parse_request({"a": b"1", "b": b"2"}, FORM, LIMITS)
+
+
+def test_form_without_fields_explains_what_to_send():
+    """curl -d 'text without =' sends a form that TorchServe parses into no field at all."""
+    with pytest.raises(RequestError, match="text=") as caught:
+        parse_request({}, FORM, LIMITS)
+    assert caught.value.status == 400

@@ -231,3 +231,30 @@ def test_full_queue_answers_503_at_once(tmp_path, tiny_store):
         assert max(refused) < 1.0
     finally:
         server.stop()
+
+
+def test_answer_over_the_servers_max_response_size_is_a_413_and_the_worker_lives(
+    tmp_path, tiny_store
+):
+    """Over max_response_size the frontend drops the answer and the worker with it; the
+    handler reads the limit from the server's own properties and refuses that slot alone."""
+    server = start_server(tmp_path / "ts", tiny_store, "sentiment.mar", max_response_size="900")
+    try:
+        with server.client() as client:
+            (worker,) = client.describe("sentiment")[0]["workers"]
+            big = {"texts": ["good food"] * 8}  # 8 results: over 900 bytes
+            with ThreadPoolExecutor(2) as pool:
+                answers = list(
+                    pool.map(
+                        lambda body: client.request(
+                            "inference", "POST", client.predict_url("sentiment"), json=body
+                        ),
+                        [big, {"text": "fine"}],
+                    )
+                )
+            assert [a.status_code for a in answers] == [413, 200]
+            assert answers[0].json()["error"]["type"] == "ResponseTooLarge"
+            assert "at most 900" in answers[0].json()["error"]["message"]
+            assert client.describe("sentiment")[0]["workers"][0]["pid"] == worker["pid"]
+    finally:
+        server.stop()

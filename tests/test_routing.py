@@ -1,30 +1,20 @@
-"""A/B routing: weighted sticky splits, the operator tool, and a hot swap under real load."""
+"""A/B routing: weighted sticky splits, and a hot swap under real load (ops: test_ops.py)."""
 
 from __future__ import annotations
 
 import json
 import random
-import shutil
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-
-import pytest
 
 from handlers.routing import choose_variant
-from scripts.archives import build_mar
 from scripts.client import ReviewClient
 from scripts.loadgen import LoadResult, run_hey
-from scripts.ops import OperationError, Operator, pack_router
-from scripts.torchserve import REPO, LocalTorchServe, start_server
-from tests.conftest import TEST_MODEL_CONFIG
+from scripts.ops import Operator
+from scripts.torchserve import LocalTorchServe
 from tests.prometheus import Scrape, wait_for_metrics
-from tests.tiny_models import build_tiny_classifier
 
 KEYS = [f"user-{i}" for i in range(2000)]
 
@@ -59,43 +49,6 @@ def test_unkeyed_split_is_random_by_weight_and_skips_zero_weights():
 
 
 # ----- served -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def ab_archives(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """sentiment 1.0 and 2.0 (tiny, different weights, 5 ms batch delay) and sentiment-ab 1."""
-    root = tmp_path_factory.mktemp("ab")
-    store = root / "store"
-    config = root / "model-config.yaml"
-    config.write_text(TEST_MODEL_CONFIG.replace("maxBatchDelay: 300", "maxBatchDelay: 5"))
-    for version, seed in (("1.0", 0), ("2.0", 1)):
-        model = build_tiny_classifier(root / version, seed=seed)
-        build_mar(
-            "sentiment",
-            version,
-            model,
-            "sentiment",
-            store,
-            config=str(config),
-            archive_name=f"sentiment-{version}",
-        )
-    pack_router("sentiment", {"1.0": 100}, 1, store, "sentiment-ab")
-    return store
-
-
-@pytest.fixture
-def ab_server(tmp_path: Path, ab_archives: Path) -> Iterator[LocalTorchServe]:
-    """Its own copy of the store: splits write new router archives into it."""
-    store = shutil.copytree(ab_archives, tmp_path / "store")
-    server = start_server(tmp_path / "ts", store, "sentiment-1.0.mar,sentiment-ab.mar")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def operator(ab_server: LocalTorchServe) -> Iterator[Operator]:
-    with ab_server.client() as client:
-        yield Operator(client, ab_server.model_store, drain_seconds=1)
 
 
 def routed(client: ReviewClient, text: str, key: str | None = None, header: bool = False):
@@ -171,42 +124,6 @@ def test_unkeyed_traffic_through_hey_matches_the_split(
     # Random by weight: 3 points is 4.5 standard deviations at n = 2,000.
     assert abs(to_two / total - 0.10) <= 0.03
     print(f"\n2,000 unkeyed requests (hey) at 90/10: {to_two / total:.2%} to 2.0")
-
-
-def test_operator_refuses_unsafe_steps_and_rolls_back(operator: Operator):
-    with pytest.raises(OperationError, match=r"no ready version 2\.0"):
-        operator.split("sentiment", {"1.0": 50, "2.0": 50})
-    with pytest.raises(OperationError, match="not in the model store"):
-        operator.register("../sentiment-2.0.mar")
-    operator.register("sentiment-2.0.mar")
-    operator.split("sentiment", {"1.0": 50, "2.0": 50})
-    with pytest.raises(OperationError, match="still sends 50"):
-        operator.unregister("sentiment", "1.0")
-    operator.split("sentiment", {"2.0": 100})
-    assert operator.current_split("sentiment").weights == {"2.0": 100}
-    assert operator.rollback("sentiment").weights == {"1.0": 50, "2.0": 50}
-    assert operator.current_split("sentiment").version == 2
-    # Router 1 was retired when router 3 came; 2 (rolled back to) and 3 remain.
-    assert sorted(v["modelVersion"] for v in operator.versions("sentiment-ab")) == ["2", "3"]
-
-
-def test_ops_command_line(ab_server: LocalTorchServe):
-    def ops(*args: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "scripts.ops", "--run-dir", str(ab_server.run_dir)]
-        command += ["--management-url", ab_server.properties["management_address"]]
-        command += ["--model-store", str(ab_server.model_store), *args]
-        return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
-
-    listing = ops("models")
-    assert listing.returncode == 0, listing.stderr
-    assert "sentiment-ab" in listing.stdout and "split 1.0=100" in listing.stdout
-    refused = ops("split", "sentiment", "9.9=100")
-    assert refused.returncode == 2
-    assert "error: sentiment has no ready version 9.9" in refused.stderr
-    assert ops("register", "sentiment-2.0.mar").returncode == 0
-    promoted = ops("promote", "sentiment", "2.0")
-    assert promoted.returncode == 0, promoted.stderr
-    assert "100% to sentiment 2.0" in promoted.stdout
 
 
 def test_hot_swap_under_load_fails_and_loses_no_request(

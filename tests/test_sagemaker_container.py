@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shlex
 import shutil
@@ -61,9 +62,11 @@ class Container:
         return self.process.wait(timeout)
 
 
-def run_serve(server: LocalTorchServe, *args: str) -> subprocess.Popen:
+def run_serve(server: LocalTorchServe, *args: str, as_root: bool = True) -> subprocess.Popen:
     server.tmp_dir.mkdir(parents=True, exist_ok=True)
     env = {**server.environment(), "TS_CONFIG_FILE": str(server.config_file)}
+    if as_root:  # the image runs as model-server; these tests may run as root (CI does)
+        env["TS_SERVE_AS_ROOT"] = "1"
     with (server.run_dir / "torchserve.out").open("ab") as out:
         return subprocess.Popen(
             [str(SERVE), *args], cwd=server.run_dir, env=env, stdout=out, stderr=out
@@ -271,13 +274,17 @@ def test_sigterm_stops_torchserve_and_its_workers(tmp_path, one_model_store):
     with serve_container(tmp_path / "run", one_model_store, ["sentiment"]) as container:
         assert container.stop() == 128 + signal.SIGTERM
         assert container.server.pid() is None
-        # Java and its Python workers all carry this instance's TMPDIR: none may be left.
+        # Java and its Python workers all carry this instance's TMPDIR: none may be left once
+        # the last has finished exiting (a loaded machine takes a moment).
         tmp_dir = container.server.tmp_dir
-        assert not [
+        deadline = time.monotonic() + 15
+        while left := [
             proc.name
             for proc in Path("/proc").iterdir()
             if proc.name.isdigit() and process_uses_tmpdir(proc, tmp_dir)
-        ]
+        ]:
+            assert time.monotonic() < deadline, f"processes left: {left}"
+            time.sleep(0.2)
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{container.url}/ping")
 
@@ -297,6 +304,16 @@ def test_serve_refuses_an_empty_model_directory(tmp_path):
     process = run_serve(server)
     assert process.wait(30) == 1
     assert "No .mar archives" in (server.run_dir / "torchserve.out").read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_serve_refuses_root(tmp_path, one_model_store):
+    server = configure_server(
+        tmp_path / "run", one_model_store, "all", properties_file=CONTAINER_CONFIG
+    )
+    assert run_serve(server, "serve", as_root=False).wait(30) == 1
+    assert "Refusing to run TorchServe as root" in (server.run_dir / "torchserve.out").read_text()
+    assert server.pid() is None
 
 
 def test_serve_refuses_to_train(tmp_path):

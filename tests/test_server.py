@@ -73,6 +73,10 @@ def test_plain_text_body(client):
             "TooManyTexts",
         ),
         (b'{"text": "' + b"x" * 2001 + b'"}', "application/json", 413, "TextTooLong"),
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "InvalidInput"),
+        (b'{"text": ' + b"9" * 5000 + b"}", "application/json", 400, "InvalidInput"),
+        (b'{"text": "\\ud800"}', "application/json", 400, "InvalidInput"),
+        (b"good food", "application/x-www-form-urlencoded", 400, "InvalidInput"),
     ],
 )
 def test_bad_input_gets_a_json_error(client, body, content_type, status, error_type):
@@ -82,6 +86,27 @@ def test_bad_input_gets_a_json_error(client, body, content_type, status, error_t
     assert error["status"] == status
     assert error["type"] == error_type
     assert error["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b'"good food"', "application/json"),  # a JSON string is one text
+        (b"text=good+food", "application/x-www-form-urlencoded"),
+        (b'{"text": "good food"}', "application/json; charset=utf-8"),
+    ],
+)
+def test_other_spellings_of_one_text(client, body, content_type):
+    response = post(client, body, content_type)
+    assert response.status_code == 200, response.text
+    assert response.json()["label"] in ("negative", "positive")
+
+
+def test_client_explains_torchserves_empty_413(client):
+    with pytest.raises(ServerError) as refused:
+        client.predict("sentiment", "a" * 3_000_000)  # over max_request_size (2 MiB)
+    assert refused.value.status == 413
+    assert "max_request_size" in refused.value.body["error"]["message"]
 
 
 def test_mixed_batch_fails_only_the_bad_requests(client):
@@ -94,6 +119,10 @@ def test_mixed_batch_fails_only_the_bad_requests(client):
         (b'{"text": ""}', 400),
         (b'{"text": "cold soup"}', 200),
         (b"\xff\xfe", 400),
+        # What an outside review found failing whole batches with 503 (issue 14):
+        (b"[" * 100_000 + b"]" * 100_000, 400),
+        (b'{"text": ' + b"9" * 5000 + b"}", 400),
+        (b'{"text": "\\ud800"}', 400),
     ]
     with ThreadPoolExecutor(len(bodies)) as pool:
         responses = list(pool.map(lambda b: post(client, b[0], "application/json"), bodies))

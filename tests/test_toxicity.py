@@ -190,3 +190,15 @@ def test_review_parts_keep_one_thread_per_worker(tiny_model_dir, profanity_dir, 
         assert torch.get_num_threads() == auto_threads(2)
     finally:
         torch.set_num_threads(threads_before)
+
+
+def test_sentences_per_request_bound_the_answer(profanity_dir, tmp_path):
+    """Each sentence is echoed with its scores, so sentences, not texts, size the answer."""
+    handler = load_handler(
+        ToxicityHandler, profanity_dir, tmp_path, {"max_sentences_per_request": 5}, "toxicity"
+    )
+    rows = [{"body": {"text": "Bad. " * 6}}, {"body": {"texts": ["Fine. Good.", "Ok. Nice. Meh."]}}]
+    responses, statuses = call(handler, rows)
+    assert statuses == [413, 200]
+    assert responses[0]["error"]["type"] == "TooManySentences"
+    assert "6 sentences; the limit is 5" in responses[0]["error"]["message"]
