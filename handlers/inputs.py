@@ -60,10 +60,11 @@ def receive_raw_bodies() -> None:
 
 
 def find_header(context: Any, idx: int, name: str) -> str | None:
-    """A request header of TorchServe's context, matched case-insensitively."""
+    """A request header, matched case-insensitively. TorchServe keeps each body field's content
+    type in the same map, as a dict under the field's name: those are no headers."""
     headers = context.get_all_request_header(idx) or {}
     for key, value in headers.items():
-        if key.lower() == name.lower():
+        if key.lower() == name.lower() and isinstance(value, str):
             return value
     return None
 

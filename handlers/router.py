@@ -45,6 +45,7 @@ from handlers import server_config
 from handlers.inputs import (
     RequestError,
     decode_body,
+    find_header,
     media_type_of,
     receive_raw_bodies,
     request_body,
@@ -59,16 +60,6 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 KEY_HEADER = "X-Experiment-Key"
 # Bodies that TorchServe's frontend parses into fields (the worker never sees their bytes).
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-
-
-def request_header(context: Any, idx: int, name: str) -> str | None:
-    """A request header, matched case-insensitively. TorchServe keeps each body field's content
-    type in the same map, as a dict under the field's name: those are no headers."""
-    headers = context.get_all_request_header(idx) or {}
-    for key, value in headers.items():
-        if key.lower() == name.lower() and isinstance(value, str):
-            return value
-    return None
 
 
 def upstream_request(row: dict[str, Any], content_type: str | None) -> dict[str, Any]:
@@ -152,9 +143,9 @@ class ABRouterHandler:
             return error_answer(RequestError(500, "RouterError", "The router failed."))
 
     def route(self, row: dict[str, Any], context: Any, idx: int) -> Answer:
-        content_type = request_header(context, idx, "Content-Type")
+        content_type = find_header(context, idx, "Content-Type")
         request = upstream_request(row, content_type)
-        key = request_header(context, idx, KEY_HEADER) or body_key(row, content_type)
+        key = find_header(context, idx, KEY_HEADER) or body_key(row, content_type)
         variant = choose_variant(self.variants, key, self.rng)
         started = time.perf_counter()
         answer = self.forward(request, variant)
