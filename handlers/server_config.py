@@ -37,11 +37,11 @@ def read_properties(path: Path) -> dict[str, str]:
     return properties
 
 
-def frontend_config_file(pid: int | None = None) -> Path | None:
-    """The properties file of the frontend that started process ``pid`` (default: this one)."""
+def frontend_config_file() -> Path | None:
+    """The properties file of the frontend that started this worker."""
     if os.environ.get("TS_CONFIG_FILE"):
         return Path(os.environ["TS_CONFIG_FILE"])
-    parent = Path(f"/proc/{os.getppid() if pid is None else pid}")
+    parent = Path(f"/proc/{os.getppid()}")
     try:
         arguments = (parent / "cmdline").read_bytes().decode().split("\0")
         working_dir = (parent / "cwd").resolve()

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from handlers.server_config import read_properties as parse_properties
 from scripts.client import ReviewClient, ServerError
 
 if TYPE_CHECKING:
@@ -42,12 +43,7 @@ FILE_JVM_OPTIONS = ("-Dlog4j.configurationFile=",)
 
 
 def read_properties(path: Path, resolve_paths: bool = True) -> dict[str, str]:
-    properties = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            properties[key.strip()] = value.strip()
+    properties = parse_properties(path)
     if not resolve_paths:
         return properties
     for key in FILE_PROPERTIES:
