@@ -1,5 +1,5 @@
 # SageMaker inference image (bring your own container): TorchServe 0.12 with the bundle's
-# Python requirements. Models are not baked in: SageMaker unpacks the model's model.tar.gz
+# Python requirements (the package's serve extra). Models are not baked in: SageMaker unpacks the model's model.tar.gz
 # (the .mar archives, handlers inside) into /opt/ml/model, so a new model version needs no new
 # image. Build and push (not built on the development machine, which has no Docker):
 #   docker build -t review-analysis-sagemaker .
@@ -13,11 +13,16 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/program
-COPY requirements.txt .
-# The CPU build of the pinned torch first, so that requirements.txt does not pull CUDA wheels.
+# The package with its serving extra: TorchServe, the handlers' libraries (pyproject.toml).
+COPY pyproject.toml /opt/program/src-tree/pyproject.toml
+COPY README.md /opt/program/src-tree/README.md
+COPY src /opt/program/src-tree/src
+COPY handlers /opt/program/src-tree/handlers
+# The CPU build of the pinned torch first, so that the serve extra does not pull CUDA wheels.
 RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu \
-        "$(grep '^torch==' requirements.txt)" \
-    && pip install --no-cache-dir -r requirements.txt
+        "$(grep -o 'torch==[0-9.]*' src-tree/pyproject.toml)" \
+    && pip install --no-cache-dir "./src-tree[serve]" \
+    && rm -rf src-tree
 
 COPY sagemaker/config.properties /opt/program/config.properties
 COPY log4j2.xml /opt/program/log4j2.xml

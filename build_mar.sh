@@ -10,7 +10,7 @@
 # model-config.yaml that TorchServe and the handler read. A handler that combines models
 # takes one --model-dir PART=DIR per part, packed as model/PART/; one without weights (the
 # A/B router) takes none. --accelerate packs the weights as bfloat16, or as ONNX Runtime fp32
-# or int8 (scripts/accelerate.py; speed and accuracy in docs/BENCHMARKS.md).
+# or int8 (src/review_analysis/training/accelerate.py; speed and accuracy in docs/BENCHMARKS.md).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -53,7 +53,7 @@ for spec in "${model_dirs[@]}"; do
   [[ -f "$source_dir/config.json" ]] || { echo "build_mar.sh: missing $source_dir/config.json" >&2; exit 1; }
   mkdir -p "$target"
   if [[ -n "$accelerate" ]]; then
-    python -m scripts.accelerate --model-dir "$source_dir" --output "$target" --engine "$accelerate"
+    review-analysis train accelerate --model-dir "$source_dir" --output "$target" --engine "$accelerate"
   else
     cp -rL "$source_dir"/. "$target/"
   fi

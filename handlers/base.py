@@ -1,36 +1,42 @@
-"""Shared base for batched transformer text classifiers served by TorchServe.
+"""The handler contract: request handling for every task, and the single-model classifier.
 
-TorchServe calls :meth:`handle` with one row per HTTP request of a dynamic batch and expects a
-list of the same length back. Every request is parsed on its own; a bad one fails its own slot
-with a 4xx JSON error while the texts of all good ones go through the model together:
-length-sorted, split into micro-batches, padded only to the longest text of each micro-batch.
+TorchServe calls :meth:`RequestHandler.handle` with one row per HTTP request of a dynamic
+batch and expects a list of the same length back. Every request is parsed on its own; a bad
+one fails its own slot with a 4xx JSON error while the texts of all good ones go through the
+model together: length-sorted, split into micro-batches, padded only to the longest input of
+each micro-batch (handlers/backends.py).
 
-Nothing a request sends may take the worker down, so every request is costed before any
-inference (:meth:`TextClassifierHandler.cost`): sentences it would echo back, and tokens the
-model would process. A request over its own limits is refused with 413; requests that would
-push the batch past its token budget (which must finish inside ``responseTimeout``, or
-TorchServe kills the worker) get 503 with ``Retry-After``; an answer that would not fit in
-TorchServe's ``max_response_size`` (over it, the frontend drops the worker) becomes a 413.
+Nothing a request sends may take the worker down, so every request is fanned out into model
+inputs and costed before any inference (:meth:`RequestHandler.admit`): sentences it would echo
+back, and tokens the model would process. A request over its own limits is refused with 413;
+requests that would push the batch past its token budget (which must finish inside
+``responseTimeout``, or TorchServe kills the worker) get 503 with ``Retry-After``; an answer
+that would not fit in TorchServe's ``max_response_size`` (over it, the frontend drops the
+worker) becomes a 413. The fanned-out inputs are kept with the admitted request, so each text
+is split and tokenized once.
 
-Subclasses implement :meth:`postprocess` (logits to result dictionaries), like the
-``preprocess`` / ``_forward`` / ``postprocess`` split of Hugging Face pipelines.
+A task is a :class:`TextClassifierHandler` that says, like the preprocess / postprocess
+split of Hugging Face's ChunkPipeline, how one text fans out into model inputs
+(:meth:`~TextClassifierHandler.split` into units, each paired with every one of
+:attr:`~TextClassifierHandler.pairs`) and how the probabilities of its units fold back into
+its answer (:meth:`~TextClassifierHandler.fold`); the base adds ``truncated``. A handler that
+combines models (review) is a :class:`RequestHandler` whose parts are task handlers.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections import Counter
 from dataclasses import dataclass
-from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal, Protocol
 
+import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from handlers.backends import Backend, Encoded, load_backend
 from handlers.inputs import (
     Limits,
     ParsedRequest,
@@ -41,7 +47,7 @@ from handlers.inputs import (
     receive_raw_bodies,
 )
 from handlers.metrics import ModelMetrics, model_identity
-from handlers.onnx_model import ONNX_FILE, OnnxSequenceClassifier
+from handlers.responses import Response, encode_json, send
 from handlers.server_config import max_response_bytes
 
 logger = logging.getLogger(__name__)
@@ -49,20 +55,31 @@ logger = logging.getLogger(__name__)
 # Where build_mar.sh puts the HF-format model directory inside the archive.
 MODEL_SUBDIR = "model"
 
-DEFAULT_SETTINGS = {
+# The handler settings of every task; a model-config.yaml's "handler" section overrides them
+# and adds the task's own keys. The compute limits are the sentiment model's: each other
+# model-config.yaml derives its own where its model is slower.
+DEFAULT_SETTINGS: dict[str, Any] = {
+    # Texts in one request's "texts"; more is a 413 TooManyTexts.
     "max_texts_per_request": 64,
+    # Characters in one text; longer is a 413 TextTooLong.
     "max_text_chars": 20_000,
+    # Tokens of one model input; longer inputs are cut and answered with "truncated": true.
     "max_length": 128,
+    # Model inputs in one forward pass, at most.
     "inference_batch_size": 32,
     # Fixed cost of one forward pass, in tokens of compute: decides when padding a text into
     # a longer pass is cheaper than a pass of its own (plan_micro_batches).
     "pass_cost_tokens": 32,
+    # Intra-op threads per worker; 0 = cores / workers (auto_threads).
     "threads": 0,
     # "dynamic-int8": int8 weights for every Linear layer, quantised at load (torch models).
     "quantize": "none",
     # What one request may ask for: sentences bound the size of the answer (each is echoed
-    # with its scores); tokens bound the compute. A batch's tokens must finish well inside
-    # responseTimeout on a slow, shared core (the derivation is in each model-config.yaml).
+    # with its scores: 2,000 bound an answer to about 0.5 MB plus the texts themselves, far
+    # below max_response_size); tokens bound the compute. A batch's tokens must finish well
+    # inside responseTimeout on a slow, shared core (the derivation is in each
+    # model-config.yaml). max_tokens_per_request: 64 texts of 128 tokens, every request
+    # within the limits above.
     "max_sentences_per_request": 2_000,
     "max_tokens_per_request": 8_192,
     "max_tokens_per_batch": 24_576,
@@ -83,43 +100,48 @@ class Cost:
     tokens: int
 
 
-def encode_json(answer: dict[str, Any]) -> bytes:
-    """Compact JSON: TorchServe's own encoding of a dict is indented, a third larger."""
-    return json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+class Work(Protocol):
+    """One request's texts fanned out into model inputs, kept from admission to inference."""
+
+    @property
+    def cost(self) -> Cost: ...
 
 
-@dataclass
-class Encoded:
-    """Tokenizer features of each text, unpadded, and whether each was cut to ``max_length``."""
+@dataclass(frozen=True)
+class FanOut:
+    """The texts of one request (or a batch) as one model's inputs.
 
-    features: list[dict[str, list[int]]]
-    truncated: list[bool]
-
-
-def plan_micro_batches(lengths: list[int], max_size: int, pass_cost_tokens: int) -> list[list[int]]:
-    """Indices grouped into forward passes of similar length, shortest first.
-
-    In length order, a text joins the current pass unless the padding it adds there (every
-    text already in it grows to the new length) costs more than a pass of its own, whose
-    fixed cost is ``pass_cost_tokens`` tokens' worth of compute; a pass holds at most
-    ``max_size`` texts.
+    ``units`` holds, per text, what its answer echoes (the text itself, or its sentences);
+    ``encoded`` the model inputs of every unit in order, one per unit or one per pair.
     """
-    passes: list[list[int]] = []
-    for index in sorted(range(len(lengths)), key=lengths.__getitem__):
-        current = passes[-1] if passes else []
-        added_padding = len(current) * (lengths[index] - lengths[current[-1]]) if current else 0
-        if current and len(current) < max_size and added_padding <= pass_cost_tokens:
-            current.append(index)
-        else:
-            passes.append([index])
-    return passes
+
+    units: list[list[str]]
+    encoded: Encoded
+
+    @property
+    def cost(self) -> Cost:
+        return Cost(sentences=sum(len(units) for units in self.units), tokens=self.encoded.tokens)
+
+    @classmethod
+    def join(cls, fan_outs: list[FanOut]) -> FanOut:
+        return cls(
+            [units for f in fan_outs for units in f.units],
+            Encoded.join([f.encoded for f in fan_outs]),
+        )
 
 
-def native_bfloat16() -> bool:
-    """Whether the CPU computes bfloat16 in hardware (AMX or AVX512-BF16); elsewhere bfloat16
-    is emulated and slower than float32."""
-    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
+@dataclass(frozen=True)
+class PartsWork:
+    """One request fanned out for each model of a handler that combines them (review)."""
+
+    parts: dict[str, FanOut]
+
+    @property
+    def cost(self) -> Cost:
+        """Tokens of every part. Sentences bound the answer's size: those of the part that
+        splits texts finest (toxicity's; sentiment echoes no text)."""
+        costs = [fan_out.cost for fan_out in self.parts.values()]
+        return Cost(max(c.sentences for c in costs), sum(c.tokens for c in costs))
 
 
 def auto_threads(workers: int) -> int:
@@ -127,8 +149,12 @@ def auto_threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-class TextClassifierHandler:
-    """TorchServe handler for an HF-format sequence classifier shipped inside the archive."""
+class RequestHandler:
+    """TorchServe entry point: parsing, admission, batching, error slots, metrics.
+
+    Subclasses implement :meth:`load`, :meth:`prepare` (a request's texts to a :class:`Work`)
+    and :meth:`infer` (the works of a batch to one result per text).
+    """
 
     def __init__(self) -> None:
         self.initialized = False
@@ -162,53 +188,52 @@ class TextClassifierHandler:
             tokens=min(int(self.settings["max_tokens_per_request"]), self.max_batch_tokens),
         )
         self.max_response_bytes = max_response_bytes()
-        self.min_input_tokens = int(self.settings["min_input_tokens"])
 
     def load(self, model_dir: Path) -> None:
-        """Load tokenizer and model from a local HF-format directory, never from a hub."""
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-        if (model_dir / ONNX_FILE).is_file():
-            self.model = OnnxSequenceClassifier(model_dir, threads=torch.get_num_threads())
-        else:
-            # dtype "auto": the weights' own precision (bfloat16 from build_mar.sh --accelerate).
-            self.model = AutoModelForSequenceClassification.from_pretrained(
-                model_dir, local_files_only=True, dtype="auto"
-            ).eval()
-            if self.model.dtype == torch.bfloat16 and not native_bfloat16():
-                logger.warning("This CPU has no bfloat16 instructions; computing in float32")
-                self.model = self.model.float()
-            if self.settings["quantize"] == "dynamic-int8":
-                # Sentiment: 1.9x faster on CPU for < 1 point of accuracy; ABSA loses 10 points
-                # of F1 (docs/BENCHMARKS.md).
-                self.model = torch.ao.quantization.quantize_dynamic(
-                    self.model, {torch.nn.Linear}, dtype=torch.qint8
-                )
-        self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
-        self.max_length = min(int(self.settings["max_length"]), self.tokenizer.model_max_length)
+        """Load the model(s) from the archive's model directory."""
+        raise NotImplementedError
+
+    # ----- what a task provides ------------------------------------------------------------
+
+    def prepare(self, texts: list[str]) -> Work:
+        """Fan one request's texts out into model inputs, costed."""
+        raise NotImplementedError
+
+    def infer(self, works: list[Work]) -> list[dict[str, Any]]:
+        """One result per text of every work, in order; all works share the forward passes."""
+        raise NotImplementedError
+
+    def predict(self, texts: list[str]) -> list[dict[str, Any]]:
+        """Texts in, one result per text out, without limits: for benchmarks and evaluation."""
+        return self.infer([self.prepare(texts)]) if texts else []
+
+    def record_results(self, results: list[dict[str, Any]]) -> None:
+        """Count what the answers say (labels, flags, aspects); subclasses choose what."""
 
     # ----- TorchServe entry point ----------------------------------------------------------
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[bytes]:
         started = time.perf_counter()
         answers: list[dict[str, Any] | RequestError | None] = [None] * len(data)
-        admitted: dict[int, ParsedRequest] = {}
+        admitted: dict[int, tuple[ParsedRequest, Work]] = {}
         batch_tokens = 0
         for idx, row in enumerate(data):
             try:
-                request, cost = self.admit(row, find_header(context, idx, "Content-Type"))
+                request, work = self.admit(row, find_header(context, idx, "Content-Type"))
             except RequestError as error:
                 answers[idx] = error
                 continue
-            if admitted and batch_tokens + cost.tokens > self.max_batch_tokens:
+            tokens = work.cost.tokens
+            if admitted and batch_tokens + tokens > self.max_batch_tokens:
                 answers[idx] = RequestError(
                     503,
                     "BatchFull",
                     f"This batch already holds {batch_tokens} of the {self.max_batch_tokens} "
-                    f"tokens a batch may take, and this request needs {cost.tokens}: retry.",
+                    f"tokens a batch may take, and this request needs {tokens}: retry.",
                 )
                 continue
-            batch_tokens += cost.tokens
-            admitted[idx] = request
+            batch_tokens += tokens
+            admitted[idx] = (request, work)
 
         for idx, answer in zip(admitted, self.answer_all(list(admitted.values())), strict=True):
             answers[idx] = answer
@@ -216,34 +241,27 @@ class TextClassifierHandler:
         finals = [answer for answer, _ in encoded]
         self.metrics.record_batch(
             requests=len(data),
-            texts=sum(len(r.texts) for r in admitted.values()),
+            texts=sum(len(request.texts) for request, _ in admitted.values()),
             seconds=time.perf_counter() - started,
             errors=Counter(a.status for a in finals if isinstance(a, RequestError)),
         )
         answered = [a for a in finals if isinstance(a, dict)]
         self.record_results([r for a in answered for r in a.get("results", [a])])
-        for idx, answer in enumerate(finals):
-            context.set_response_content_type(idx, "application/json")
-            context.set_response_header(idx, "X-Batch-Size", str(len(data)))
-            if isinstance(answer, RequestError):
-                # The standard phrase: the status line must never carry text from a request.
-                context.set_response_status(answer.status, HTTPStatus(answer.status).phrase, idx)
-                if answer.status == 503:
-                    context.set_response_header(idx, "Retry-After", RETRY_AFTER_SECONDS)
-        return [body for _, body in encoded]
+        return send(context, [response for _, response in encoded])
 
-    def admit(self, row: dict[str, Any], content_type: str | None) -> tuple[ParsedRequest, Cost]:
-        """Parse one request and cost it; raises a 4xx RequestError for anything it sends."""
+    def admit(self, row: dict[str, Any], content_type: str | None) -> tuple[ParsedRequest, Work]:
+        """Parse one request, fan it out and cost it; raises a 4xx RequestError for anything
+        it sends."""
         try:
             request = parse_request(row, content_type, self.limits)
-            cost = self.cost(request.texts)
+            work = self.prepare(request.texts)
         except RequestError:
             raise
         except Exception as error:
             # Nothing else is read yet: whatever fails here, the request's own input caused it.
             logger.exception("Could not read a request")
             raise invalid(f"The request could not be read: {error}") from None
-        limit = self.max_request_cost
+        cost, limit = work.cost, self.max_request_cost
         if cost.sentences > limit.sentences:
             raise RequestError(
                 413,
@@ -258,37 +276,42 @@ class TextClassifierHandler:
                 f"The request needs {cost.tokens} tokens of model input; the limit is "
                 f"{limit.tokens} per request. Send fewer or shorter texts per request.",
             )
-        return request, cost
+        return request, work
 
     def encode(
         self, answer: dict[str, Any] | RequestError
-    ) -> tuple[dict[str, Any] | RequestError, bytes]:
-        """One slot's answer and its bytes; an answer too large to return becomes a 413."""
+    ) -> tuple[dict[str, Any] | RequestError, Response]:
+        """One slot's answer and its response; an answer too large to return becomes a 413."""
         if isinstance(answer, dict):
             body = encode_json(answer)
             if len(body) <= self.max_response_bytes:
-                return answer, body
+                return answer, Response(200, body)
             answer = RequestError(
                 413,
                 "ResponseTooLarge",
                 f"The answer would be {len(body)} bytes; the server returns at most "
                 f"{self.max_response_bytes}. Send fewer texts per request.",
             )
-        return answer, encode_json(answer.to_json())
+        if answer.status == 503:
+            return answer, Response.of_error(answer, **{"Retry-After": RETRY_AFTER_SECONDS})
+        return answer, Response.of_error(answer)
 
-    def answer_all(self, requests: list[ParsedRequest]) -> list[dict[str, Any] | RequestError]:
+    def answer_all(
+        self, admitted: list[tuple[ParsedRequest, Work]]
+    ) -> list[dict[str, Any] | RequestError]:
         """Answer every admitted request in one pass; if that pass fails, isolate the culprit."""
-        texts = [text for r in requests for text in r.texts]
+        if not admitted:
+            return []
         try:
-            results = iter(self.predict(texts))
-            return [self.assemble(r, [next(results) for _ in r.texts]) for r in requests]
+            results = iter(self.infer([work for _, work in admitted]))
+            return [self.assemble(r, [next(results) for _ in r.texts]) for r, _ in admitted]
         except Exception:
             logger.exception("Batched inference failed; answering requests one by one")
-            return [self.answer_alone(r) for r in requests]
+            return [self.answer_alone(request, work) for request, work in admitted]
 
-    def answer_alone(self, request: ParsedRequest) -> dict[str, Any] | RequestError:
+    def answer_alone(self, request: ParsedRequest, work: Work) -> dict[str, Any] | RequestError:
         try:
-            return self.assemble(request, self.predict(request.texts))
+            return self.assemble(request, self.infer([work]))
         except Exception as error:
             logger.exception("Inference failed for one request")
             return RequestError(500, "InferenceError", f"Inference failed: {error}")
@@ -297,75 +320,80 @@ class TextClassifierHandler:
         results = [{**result, "model": self.model_info} for result in results]
         return {"results": results} if request.is_list else results[0]
 
-    def record_results(self, results: list[dict[str, Any]]) -> None:
-        """Count what the answers say (labels, flags, aspects); subclasses choose what."""
 
-    # ----- inference pipeline ---------------------------------------------------------------
+# What turns a backend's logits into probabilities: one label of many, or independent labels.
+ACTIVATIONS = {
+    "softmax": lambda logits: torch.softmax(logits, dim=-1),
+    "sigmoid": torch.sigmoid,
+}
 
-    def cost(self, texts: list[str]) -> Cost:
-        """One model input per text; subclasses that split texts count their sentences."""
-        return Cost(sentences=len(texts), tokens=self.input_tokens(self.text_tokens(texts)))
 
-    def input_tokens(self, lengths: list[int], pair_lengths: tuple[int, ...] = ()) -> int:
-        """Tokens the model processes for texts of these lengths (alone, or each paired with
-        every second part of ``pair_lengths``), after truncation, counting each input at
-        least ``min_input_tokens``."""
-        specials = self.tokenizer.num_special_tokens_to_add(pair=bool(pair_lengths))
-        return sum(
-            max(min(n + pair + specials, self.max_length), self.min_input_tokens)
-            for n in lengths
-            for pair in pair_lengths or (0,)
-        )
+class TextClassifierHandler(RequestHandler):
+    """A task on one sequence classifier (handlers/backends.py picks torch, ONNX or TF-IDF).
 
-    def text_tokens(self, texts: list[str]) -> list[int]:
-        """Tokens of each text alone, before special tokens and truncation."""
-        return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    A task declares how one text fans out into model inputs and how they fold back:
 
-    def predict(self, texts: list[str]) -> list[dict[str, Any]]:
-        """Texts in, one result dictionary per text out, in the same order."""
-        if not texts:
-            return []
-        encoded = self.preprocess(texts)
-        results = self.postprocess(self._forward(encoded))
-        for result, truncated in zip(results, encoded.truncated, strict=True):
-            result["truncated"] = truncated
-        return results
+    * :meth:`split`: the units of a text that its answer echoes (default: the text itself);
+    * :attr:`pairs`: second parts; if any, every unit is paired with each of them;
+    * :attr:`activation`: how logits become probabilities;
+    * :meth:`fold`: the probabilities of a text's units (``(units, labels)``, or
+      ``(units, pairs, labels)`` with pairs) to its answer, which gets ``truncated`` added;
+    * :meth:`setup`: reads the task's own settings once the model is loaded.
+    """
 
-    def preprocess(self, texts: list[str], pairs: list[str] | None = None) -> Encoded:
-        """Tokenize texts (or sentence pairs, cutting only the first part) without padding."""
-        encoding = self.tokenizer(
-            texts,
-            pairs,
-            truncation="only_first" if pairs else True,
-            max_length=self.max_length,
-            return_overflowing_tokens=True,
-        )
-        # Overflow rows repeat their text's index; the first row of each text is what we keep.
-        features: list[dict[str, list[int]]] = [{} for _ in texts]
-        truncated = [False] * len(texts)
-        names = [name for name in encoding if name != "overflow_to_sample_mapping"]
-        for row, index in enumerate(encoding["overflow_to_sample_mapping"]):
-            if features[index]:
-                truncated[index] = True
-            else:
-                features[index] = {name: encoding[name][row] for name in names}
-        return Encoded(features, truncated)
+    activation: ClassVar[Literal["softmax", "sigmoid"]] = "softmax"
+    pairs: tuple[str, ...] = ()
 
-    def _forward(self, encoded: Encoded) -> torch.Tensor:
-        """Logits for every text; micro-batches of similar length keep padding small."""
-        lengths = [len(row["input_ids"]) for row in encoded.features]
-        logits = torch.empty(len(lengths), len(self.labels))
-        with torch.inference_mode():
-            for index in plan_micro_batches(
-                lengths,
-                max_size=int(self.settings["inference_batch_size"]),
-                pass_cost_tokens=int(self.settings["pass_cost_tokens"]),
-            ):
-                batch = self.tokenizer.pad(
-                    [encoded.features[i] for i in index], return_tensors="pt"
-                )
-                logits[index] = self.model(**batch).logits.float()
-        return logits
+    def load(self, model_dir: Path) -> None:
+        self.backend: Backend = load_backend(model_dir, self.settings)
+        self.labels = self.backend.labels
+        self.setup()
+        if self.pairs:
+            try:
+                self.backend.encode(["."] * len(self.pairs), list(self.pairs))
+            except Exception as error:
+                # E.g. a max_length that leaves no room for a sentence beside a second part:
+                # every request would fail, so the worker must not start.
+                raise ValueError(f"The model cannot take this task's pairs: {error}") from error
 
-    def postprocess(self, logits: torch.Tensor) -> list[dict[str, Any]]:
+    def setup(self) -> None:
+        """Read the task's own settings; ``self.labels`` and ``self.backend`` are set."""
+
+    def split(self, text: str) -> list[str]:
+        """The units of one text: each becomes a model input (or one per pair)."""
+        return [text]
+
+    def fold(self, units: list[str], probabilities: np.ndarray) -> dict[str, Any]:
+        """One text's answer from the probabilities of its units."""
         raise NotImplementedError
+
+    def prepare(self, texts: list[str]) -> FanOut:
+        units = [self.split(text) for text in texts]
+        flat = [unit for group in units for unit in group]
+        if self.pairs:
+            encoded = self.backend.encode(
+                [unit for unit in flat for _ in self.pairs],
+                [pair for _ in flat for pair in self.pairs],
+            )
+        else:
+            encoded = self.backend.encode(flat)
+        return FanOut(units, encoded)
+
+    def infer(self, works: list[FanOut]) -> list[dict[str, Any]]:
+        batch = FanOut.join(works)
+        scores = self.backend.scores(batch.encoded)
+        if self.backend.outputs == "logits":
+            scores = ACTIVATIONS[self.activation](torch.from_numpy(scores)).numpy()
+        width = len(self.pairs) or 1
+        if self.pairs:
+            scores = scores.reshape(-1, width, scores.shape[-1])
+        # A unit is truncated if any of its inputs was cut.
+        truncated = np.array(batch.encoded.truncated, dtype=bool).reshape(-1, width).any(axis=1)
+        results, start = [], 0
+        for units in batch.units:
+            end = start + len(units)
+            result = self.fold(units, scores[start:end])
+            result["truncated"] = bool(truncated[start:end].any())
+            results.append(result)
+            start = end
+        return results

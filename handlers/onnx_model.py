@@ -1,8 +1,9 @@
 """ONNX Runtime backend: a ``model.onnx`` beside the HF config, called like the torch model.
 
-``build_mar.sh --accelerate onnx|onnx-int8`` packs such a directory (``scripts/accelerate.py``
-exports it). The handlers only ever call ``model(**batch).logits`` and read ``model.config``,
-so this class offers exactly that and the rest of the pipeline does not change.
+``build_mar.sh --accelerate onnx|onnx-int8`` packs such a directory
+(``src/review_analysis/training/accelerate.py`` exports it). The transformer backend
+(handlers/backends.py) only ever calls ``model(**batch).logits`` and reads ``model.config``,
+so this class offers exactly that and tokenization, batching and costing do not change.
 """
 
 from __future__ import annotations
@@ -34,9 +35,6 @@ class OnnxSequenceClassifier:
         )
         self.input_names = [graph_input.name for graph_input in self.session.get_inputs()]
         self.config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
-
-    def eval(self) -> OnnxSequenceClassifier:
-        return self
 
     def __call__(self, **inputs: torch.Tensor) -> SequenceClassifierOutput:
         feed = {name: inputs[name].numpy() for name in self.input_names}

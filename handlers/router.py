@@ -51,7 +51,8 @@ from handlers.inputs import (
     request_body,
 )
 from handlers.metrics import ModelMetrics, model_identity
-from handlers.routing import Answer, choose_variant, status_phrase, validated_variants
+from handlers.responses import Response, send
+from handlers.routing import choose_variant, validated_variants
 
 logger = logging.getLogger(__name__)
 # httpx logs every request at INFO, and the frontend copies each worker log line to its own.
@@ -89,9 +90,9 @@ def body_key(row: dict[str, Any], content_type: str | None) -> str | None:
     return key if isinstance(key, str) else None
 
 
-def error_answer(error: RequestError, variant: str | None = None) -> Answer:
-    reason = status_phrase(error.status)
-    return Answer(error.status, error.to_json(), "application/json", reason, variant)
+def variant_header(variant: str) -> dict[str, str]:
+    """Which version answered, beside ``model.version`` in the body."""
+    return {"X-AB-Variant": variant}
 
 
 class ABRouterHandler:
@@ -123,26 +124,20 @@ class ABRouterHandler:
         logger.info("Routing %s to %s %s", self.model_info, self.target, self.variants)
         self.initialized = True
 
-    def handle(self, data: list[dict[str, Any]], context: Any) -> list[Any]:
-        answers = list(self.pool.map(self.answer, data, [context] * len(data), range(len(data))))
-        for idx, answer in enumerate(answers):
-            context.set_response_status(answer.status, answer.reason, idx)
-            context.set_response_content_type(idx, answer.content_type)
-            context.set_response_header(idx, "X-Batch-Size", str(len(data)))
-            if answer.variant is not None:
-                context.set_response_header(idx, "X-AB-Variant", answer.variant)
-        return [answer.body for answer in answers]
+    def handle(self, data: list[dict[str, Any]], context: Any) -> list[bytes]:
+        answers = self.pool.map(self.answer, data, [context] * len(data), range(len(data)))
+        return send(context, list(answers))
 
-    def answer(self, row: dict[str, Any], context: Any, idx: int) -> Answer:
+    def answer(self, row: dict[str, Any], context: Any, idx: int) -> Response:
         """The version's answer, or an error for this request alone: an exception out of
         ``handle`` would fail the whole batch with TorchServe's 503."""
         try:
             return self.route(row, context, idx)
         except Exception:
             logger.exception("Routing a request failed")
-            return error_answer(RequestError(500, "RouterError", "The router failed."))
+            return Response.of_error(RequestError(500, "RouterError", "The router failed."))
 
-    def route(self, row: dict[str, Any], context: Any, idx: int) -> Answer:
+    def route(self, row: dict[str, Any], context: Any, idx: int) -> Response:
         content_type = find_header(context, idx, "Content-Type")
         request = upstream_request(row, content_type)
         key = find_header(context, idx, KEY_HEADER) or body_key(row, content_type)
@@ -154,7 +149,7 @@ class ABRouterHandler:
         self.metrics.count("reviews_ab_requests_total", Counter({(*labels, str(answer.status)): 1}))
         return answer
 
-    def forward(self, request: dict[str, Any], variant: str) -> Answer:
+    def forward(self, request: dict[str, Any], variant: str) -> Response:
         key = server_config.inference_key()
         if key:
             request["headers"]["Authorization"] = f"Bearer {key}"
@@ -162,15 +157,16 @@ class ABRouterHandler:
             response = self.http.post(f"{self.base_url}/{variant}", **request)
         except httpx.TimeoutException:
             message = f"{self.target} {variant} did not answer in time."
-            return error_answer(RequestError(504, "UpstreamTimeout", message), variant)
+            error = RequestError(504, "UpstreamTimeout", message)
+            return Response.of_error(error, **variant_header(variant))
         except httpx.TransportError as error:
             message = f"{self.target} {variant}: {error}"
-            return error_answer(RequestError(502, "UpstreamUnavailable", message), variant)
-        status = response.status_code
-        return Answer(
-            status,
+            refused = RequestError(502, "UpstreamUnavailable", message)
+            return Response.of_error(refused, **variant_header(variant))
+        return Response(
+            response.status_code,
             response.content,
             response.headers.get("Content-Type", "application/json"),
-            response.reason_phrase or status_phrase(status),
-            variant,
+            response.reason_phrase or None,
+            variant_header(variant),
         )

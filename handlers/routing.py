@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any
 
 
@@ -33,21 +31,3 @@ def validated_variants(variants: Any) -> dict[str, float]:
     if any(weight < 0 for weight in weights.values()) or sum(weights.values()) <= 0:
         raise ValueError(f"weights must be >= 0 with a positive sum, got {weights}")
     return weights
-
-
-def status_phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown Status"
-
-
-@dataclass
-class Answer:
-    """One request's answer as the router sends it back."""
-
-    status: int
-    body: bytes | dict[str, Any]
-    content_type: str
-    reason: str
-    variant: str | None = None  # None: refused before a version was chosen

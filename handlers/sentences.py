@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,12 +26,6 @@ class SentenceSplitter:
         )
 
     def split(self, text: str) -> list[str]:
-        return list(split_sentences(text, self.language, self.abbreviation_lists))
-
-
-# Handlers split each text twice, to cost a request before inference and to answer it; the
-# cache makes the second time free. 256 texts of at most 20,000 characters bound its memory.
-@functools.lru_cache(maxsize=256)
-def split_sentences(text: str, language: str, abbreviation_lists: bool) -> tuple[str, ...]:
-    sentences = punkt.sent_tokenize(text, language, prefixes=abbreviation_lists)
-    return tuple(s.strip() for s in sentences if s.strip()) or (text.strip(),)
+        """The text's sentences, stripped; a text without one is a sentence of its own."""
+        sentences = punkt.sent_tokenize(text, self.language, prefixes=self.abbreviation_lists)
+        return [s.strip() for s in sentences if s.strip()] or [text.strip()]

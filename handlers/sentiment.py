@@ -5,27 +5,22 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-import torch
+import numpy as np
 
 from handlers.base import TextClassifierHandler
 
 
 class SentimentHandler(TextClassifierHandler):
-    def postprocess(self, logits: torch.Tensor) -> list[dict[str, Any]]:
-        probabilities = torch.softmax(logits, dim=-1).tolist()
-        results = []
-        for row in probabilities:
-            best = max(range(len(row)), key=row.__getitem__)
-            results.append(
-                {
-                    "label": self.labels[best],
-                    "score": round(row[best], 6),
-                    "scores": {
-                        label: round(p, 6) for label, p in zip(self.labels, row, strict=True)
-                    },
-                }
-            )
-        return results
+    def fold(self, units: list[str], probabilities: np.ndarray) -> dict[str, Any]:
+        (row,) = probabilities  # the whole text is the one unit
+        best = int(row.argmax())
+        return {
+            "label": self.labels[best],
+            "score": round(float(row[best]), 6),
+            "scores": {
+                label: round(float(p), 6) for label, p in zip(self.labels, row, strict=True)
+            },
+        }
 
     def record_results(self, results: list[dict[str, Any]]) -> None:
         predictions = Counter((result["label"],) for result in results)

@@ -79,13 +79,22 @@ def max_response_bytes() -> int:
     return int(server_properties()["max_response_size"])
 
 
+# Where TorchServe writes its token keys: in its working directory, renewed in place.
+KEY_FILE_NAME = "key_file.json"
+
+
+def read_key(key_file: Path, kind: str) -> str:
+    """A key of TorchServe's key file; ``kind`` is "inference", "management" or "API".
+    The clients read their keys with it too (the file's layout is TorchServe's)."""
+    return json.loads(Path(key_file).read_text())[kind]["key"]
+
+
 def inference_key() -> str | None:
     """The server's current inference key; None where there is none (token authorization off).
 
     Read at every call: renewing a key through the token API rewrites the file.
     """
-    key_file = Path(f"/proc/{os.getppid()}/cwd/key_file.json")
     try:
-        return json.loads(key_file.read_text())["inference"]["key"]
+        return read_key(Path(f"/proc/{os.getppid()}/cwd") / KEY_FILE_NAME, "inference")
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -10,66 +10,35 @@ TF-IDF + linear model of alt-profanity-check (one label, ``toxicity``).
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from handlers.base import Cost, TextClassifierHandler
-from handlers.linear_model import BACKEND, LinearTextModel
+from handlers.base import TextClassifierHandler
 from handlers.sentences import SentenceSplitter
 
 
 class ToxicityHandler(TextClassifierHandler):
-    def load(self, model_dir: Path) -> None:
-        config = json.loads((model_dir / "config.json").read_text())
-        if config.get("backend") == BACKEND:
-            self.linear_model: LinearTextModel | None = LinearTextModel(model_dir)
-            self.labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
-        else:
-            self.linear_model = None
-            super().load(model_dir)
+    activation = "sigmoid"
+
+    def setup(self) -> None:
         default = float(self.settings.get("threshold", 0.5))
         thresholds = self.settings.get("thresholds") or {}
         self.thresholds = {label: float(thresholds.get(label, default)) for label in self.labels}
         self.splitter = SentenceSplitter.from_settings(self.settings, "english")
 
-    def cost(self, texts: list[str]) -> Cost:
-        sentences = [s for text in texts for s in self.splitter.split(text)]
-        if self.linear_model is not None:
-            return Cost(sentences=len(sentences), tokens=0)  # microseconds per sentence
-        return Cost(len(sentences), self.input_tokens(self.text_tokens(sentences)))
+    def split(self, text: str) -> list[str]:
+        return self.splitter.split(text)
 
-    def predict(self, texts: list[str]) -> list[dict[str, Any]]:
-        sentences = [self.splitter.split(text) for text in texts]
-        probabilities, truncated = self.score([s for group in sentences for s in group])
-        results, start = [], 0
-        for group in sentences:
-            rows = probabilities[start : start + len(group)]
-            per_sentence = [
-                {"text": s, **self.verdict(p)} for s, p in zip(group, rows, strict=True)
-            ]
-            results.append(
-                {
-                    **self.verdict(rows.max(axis=0)),
-                    "sentences": per_sentence,
-                    "truncated": any(truncated[start : start + len(group)]),
-                }
-            )
-            start += len(group)
-        return results
-
-    def score(self, sentences: list[str]) -> tuple[np.ndarray, list[bool]]:
-        """Probabilities of shape (sentences, labels), and which sentences were truncated."""
-        if self.linear_model is not None:
-            return self.linear_model.positive_probability(sentences)[:, None], [False] * len(
-                sentences
-            )
-        encoded = self.preprocess(sentences)
-        return torch.sigmoid(self._forward(encoded)).numpy(), encoded.truncated
+    def fold(self, units: list[str], probabilities: np.ndarray) -> dict[str, Any]:
+        return {
+            **self.verdict(probabilities.max(axis=0)),
+            "sentences": [
+                {"text": sentence, **self.verdict(row)}
+                for sentence, row in zip(units, probabilities, strict=True)
+            ],
+        }
 
     def verdict(self, probabilities: np.ndarray) -> dict[str, Any]:
         labels = {

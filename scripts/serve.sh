@@ -5,15 +5,17 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 ./scripts/prepare_models.sh
 source .venv/bin/activate
-python -m scripts.server start
+review-analysis server start
 echo "==> Sample requests"
-python -m scripts.client "I loved this place, the food was great" \
-                         "Terrible service, cold food, never again"
-python -m scripts.client --model absa "Das Essen war super, aber der Service war sehr langsam."
+review-analysis predict "I loved this place, the food was great" \
+                        "Terrible service, cold food, never again"
+review-analysis predict --model absa "Das Essen war super, aber der Service war sehr langsam."
 cat <<'TXT'
 
 TorchServe runs on 127.0.0.1 (inference :8080, management :8081, metrics :8082).
-  Send texts:  .venv/bin/python -m scripts.client "Great food"
-  Status:      .venv/bin/python -m scripts.server status
-  Stop:        .venv/bin/python -m scripts.server stop
+The review-analysis command is in .venv/bin (source .venv/bin/activate):
+  Send texts:  review-analysis predict "Great food"
+  Status:      review-analysis server status
+  Stop:        review-analysis server stop
+  Everything:  review-analysis --help
 TXT

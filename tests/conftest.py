@@ -1,4 +1,9 @@
-"""Fixtures: small models built in seconds, and real TorchServe instances on free loopback ports."""
+"""Fixtures: small models built in seconds, and real TorchServe instances on free loopback ports.
+
+Each test is marked by its folder: ``unit`` (in-process, no server), ``integration`` (real
+TorchServe instances), ``sagemaker`` (the serving image's contract and the deployment tool);
+``pytest -m unit`` runs the fast ones.
+"""
 
 from __future__ import annotations
 
@@ -8,29 +13,26 @@ from pathlib import Path
 
 import pytest
 
-from scripts.archives import build_mar
-from scripts.ops import Operator, pack_router
-from scripts.torchserve import (
-    REPO,
+from review_analysis.archives import build_mar
+from review_analysis.ops import Operator, pack_router
+from review_analysis.paths import MODEL_STORE, REPO
+from review_analysis.torchserve import (
     LocalTorchServe,
     read_properties,
     start_server,
 )
-from tests.tiny_models import build_tiny_classifier
+from tests.support.tiny_models import (
+    TEST_MODEL_CONFIG,
+    build_tiny_classifier,
+    pack_sentiment_versions,
+)
 
-# Fast batching for tests: a long delay makes concurrent requests share a batch for certain.
-TEST_MODEL_CONFIG = """\
-minWorkers: 1
-maxWorkers: 1
-batchSize: 8
-maxBatchDelay: 300
-responseTimeout: 30
-handler:
-  max_texts_per_request: 8
-  max_text_chars: 2000
-  max_length: 32
-  inference_batch_size: 4
-"""
+TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(item.path.relative_to(TESTS).parts[0])
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +80,7 @@ def fresh_server(tmp_path: Path, tiny_store: Path) -> Iterator[LocalTorchServe]:
 @pytest.fixture(scope="session")
 def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTorchServe]:
     """The default models from model_store/, as scripts/prepare_models.sh built them."""
-    store = REPO / "model_store"
+    store = MODEL_STORE
     load_models = read_properties(REPO / "config.properties")["load_models"]
     missing = [m for m in load_models.split(",") if not (store / m).exists()]
     if missing:
@@ -86,28 +88,6 @@ def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTorch
     server = start_server(tmp_path_factory.mktemp("ts-real"), store, load_models)
     yield server
     server.stop()
-
-
-def pack_sentiment_versions(root: Path, versions: dict[str, tuple[int, int]]) -> Path:
-    """``root/store`` with tiny ``sentiment-{version}.mar`` archives; ``versions`` maps each
-    version to its weights' seed and its maxBatchDelay in ms."""
-    store = root / "store"
-    for version, (seed, batch_delay_ms) in versions.items():
-        config = root / f"model-config-{version}.yaml"
-        config.write_text(
-            TEST_MODEL_CONFIG.replace("maxBatchDelay: 300", f"maxBatchDelay: {batch_delay_ms}")
-        )
-        model = build_tiny_classifier(root / version, seed=seed)
-        build_mar(
-            "sentiment",
-            version,
-            model,
-            "sentiment",
-            store,
-            config=str(config),
-            archive_name=f"sentiment-{version}",
-        )
-    return store
 
 
 @pytest.fixture(scope="session")
