@@ -367,6 +367,12 @@ class TextClassifierHandler(RequestHandler):
         """One text's answer from the probabilities of its units."""
         raise NotImplementedError
 
+    def label_scores(self, probabilities: np.ndarray) -> dict[str, float]:
+        """Probabilities of one unit (or text) by label, rounded as every answer shows them."""
+        return {
+            label: round(float(p), 6) for label, p in zip(self.labels, probabilities, strict=True)
+        }
+
     def prepare(self, texts: list[str]) -> FanOut:
         units = [self.split(text) for text in texts]
         flat = [unit for group in units for unit in group]

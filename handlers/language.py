@@ -30,13 +30,12 @@ class LanguageHandler(TextClassifierHandler):
     def fold(self, units: list[str], probabilities: np.ndarray) -> dict[str, Any]:
         """``probabilities``: (sentences, languages), softmax over each row."""
         mean = probabilities.mean(axis=0)
-        best = int(mean.argmax())
+        scores = self.label_scores(mean)
+        language = self.labels[int(mean.argmax())]
         return {
-            "language": self.labels[best],
-            "score": round(float(mean[best]), 6),
-            "scores": {
-                label: round(float(p), 6) for label, p in zip(self.labels, mean, strict=True)
-            },
+            "language": language,
+            "score": scores[language],
+            "scores": scores,
             "sentences": [
                 {
                     "text": sentence,

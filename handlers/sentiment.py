@@ -13,14 +13,9 @@ from handlers.base import TextClassifierHandler
 class SentimentHandler(TextClassifierHandler):
     def fold(self, units: list[str], probabilities: np.ndarray) -> dict[str, Any]:
         (row,) = probabilities  # the whole text is the one unit
-        best = int(row.argmax())
-        return {
-            "label": self.labels[best],
-            "score": round(float(row[best]), 6),
-            "scores": {
-                label: round(float(p), 6) for label, p in zip(self.labels, row, strict=True)
-            },
-        }
+        scores = self.label_scores(row)
+        label = self.labels[int(row.argmax())]
+        return {"label": label, "score": scores[label], "scores": scores}
 
     def record_results(self, results: list[dict[str, Any]]) -> None:
         predictions = Counter((result["label"],) for result in results)

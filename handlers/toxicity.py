@@ -41,9 +41,7 @@ class ToxicityHandler(TextClassifierHandler):
         }
 
     def verdict(self, probabilities: np.ndarray) -> dict[str, Any]:
-        labels = {
-            label: round(float(p), 6) for label, p in zip(self.labels, probabilities, strict=True)
-        }
+        labels = self.label_scores(probabilities)
         toxic = any(labels[label] >= self.thresholds[label] for label in self.labels)
         return {"labels": labels, "toxic": toxic}
 

@@ -97,13 +97,18 @@ class ServerKeys:
 class ClientBase:
     """What the blocking and the asyncio client share: addresses, keys, URLs, retry policy."""
 
+    # The httpx client class: httpx.Client, or httpx.AsyncClient for asyncio.
+    http_class: type[httpx.Client] | type[httpx.AsyncClient]
+
     def __init__(
         self,
         inference_url: str = INFERENCE_URL,
         management_url: str = MANAGEMENT_URL,
         key_file: Path = DEFAULT_KEY_FILE,
+        timeout: float = 60.0,
         attempts: int = 5,
     ):
+        self.http = self.http_class(timeout=timeout)
         self.inference_url = inference_url.rstrip("/")
         self.management_url = management_url.rstrip("/")
         self.keys = ServerKeys(key_file, management_url)
@@ -135,16 +140,8 @@ class ClientBase:
 class ReviewClient(ClientBase):
     """A blocking client: inference and the management calls the operator tool needs."""
 
-    def __init__(
-        self,
-        inference_url: str = INFERENCE_URL,
-        management_url: str = MANAGEMENT_URL,
-        key_file: Path = DEFAULT_KEY_FILE,
-        timeout: float = 60.0,
-        attempts: int = 5,
-    ):
-        super().__init__(inference_url, management_url, key_file, attempts)
-        self.http = httpx.Client(timeout=timeout)
+    http_class = httpx.Client
+    http: httpx.Client
 
     def close(self) -> None:
         self.http.close()
@@ -225,16 +222,8 @@ class AsyncReviewClient(ClientBase):
             answer = await client.predict("sentiment", ["Great food", "Cold soup"])
     """
 
-    def __init__(
-        self,
-        inference_url: str = INFERENCE_URL,
-        management_url: str = MANAGEMENT_URL,
-        key_file: Path = DEFAULT_KEY_FILE,
-        timeout: float = 60.0,
-        attempts: int = 5,
-    ):
-        super().__init__(inference_url, management_url, key_file, attempts)
-        self.http = httpx.AsyncClient(timeout=timeout)
+    http_class = httpx.AsyncClient
+    http: httpx.AsyncClient
 
     async def aclose(self) -> None:
         await self.http.aclose()

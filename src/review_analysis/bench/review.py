@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from handlers.review import ReviewHandler
+from handlers.server_config import KEY_FILE_NAME
 from review_analysis.bench.loadgen import run_hey
 from review_analysis.client import ReviewClient
 from review_analysis.paths import MODELS, RUN_DIR
@@ -67,7 +68,7 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, default=RUN_DIR)
     args = parser.parse_args()
     in_process_comparison()
-    client = ReviewClient(key_file=args.run_dir / "key_file.json")
+    client = ReviewClient(key_file=args.run_dir / KEY_FILE_NAME)
     body = json.dumps({"text": REVIEW}).encode()
     print("| model | clients | requests/s | p50 ms | p99 ms | errors |")
     print("|---|---|---|---|---|---|")
