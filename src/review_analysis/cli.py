@@ -88,6 +88,9 @@ GROUPS: dict[str, tuple[str, dict[str, Command]]] = {
             "router": Command("review_analysis.bench.router", "the A/B router's overhead"),
             "tokens": Command("review_analysis.bench.tokens", "tokens/s behind the limits"),
             "absa": Command("review_analysis.bench.absa", "ABSA constructions and batching"),
+            "encoders": Command(
+                "review_analysis.bench.encoders", "sentiment encoders: serving and training cost"
+            ),
             "soak": Command("review_analysis.bench.soak", "hours of mixed traffic"),
             "baseline-flask": Command(
                 "review_analysis.bench.baseline_flask", "the Flask tutorial baseline server"

@@ -31,5 +31,7 @@ MODEL_STORE = REPO / "model_store"
 ARTIFACTS = REPO / "artifacts"
 MODELS = ARTIFACTS / "models"
 DOWNLOADS = ARTIFACTS / "downloads"
+# The team-written English review corpus (data/sentiment_en/README.md).
+SENTIMENT_CORPUS = REPO / "data" / "sentiment_en"
 # The local TorchServe's working directory: logs, its key_file.json, the operator lock.
 RUN_DIR = REPO / ".torchserve"

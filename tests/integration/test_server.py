@@ -35,7 +35,10 @@ def worker_identity(client) -> list[tuple[str, str]]:
 
 def test_single_text(client):
     result = client.predict("sentiment", "I loved this place")
-    assert set(result) == {"label", "score", "scores", "truncated", "model"}
+    assert set(result) == {"label", "score", "scores", "sentences", "truncated", "model"}
+    assert result["sentences"] == [
+        {"text": "I loved this place", "label": result["label"], "score": result["score"]}
+    ]
     assert result["model"] == {"name": "sentiment", "version": "1.0"}
     assert sum(result["scores"].values()) == pytest.approx(1.0, abs=1e-5)
 

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
+import pytest
 import torch
+from transformers import (
+    AutoModelForSequenceClassification,
+    MPNetConfig,
+    MPNetForSequenceClassification,
+)
 
 from review_analysis.training.absa import absa_scores
-from review_analysis.training.datasets import Example
+from review_analysis.training.datasets import Example, Review
 from review_analysis.training.finetune import length_bucketed_batches
-from review_analysis.training.sentiment import fit_temperature, split_dev
+from review_analysis.training.sentiment import (
+    fit_aggregation,
+    fit_temperature,
+    fold_temperature,
+    split_dev,
+)
+from tests.support.tiny_models import build_tiny_classifier
 
 
 def test_dev_split_is_stratified_disjoint_and_seeded():
@@ -55,3 +68,40 @@ def test_absa_scores_count_a_wrong_polarity_as_a_detected_but_wrong_pair():
     assert scores["aspect_polarity_micro_f1"] == round(2 / 6, 4)
     assert scores["polarity_accuracy_on_mentioned"] == round(1 / 3, 4)
     assert scores["sentences"] == 3
+
+
+@pytest.mark.parametrize("architecture", ["bert", "mpnet"])
+def test_temperature_folds_into_the_output_layer_of_either_head(tmp_path, architecture):
+    if architecture == "bert":
+        model_dir = build_tiny_classifier(tmp_path / "bert")
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    else:
+        config = MPNetConfig(
+            vocab_size=100,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            num_labels=2,
+        )
+        model = MPNetForSequenceClassification(config)
+    model.eval()
+    inputs = {"input_ids": torch.tensor([[1, 5, 7, 2]])}
+    with torch.no_grad():
+        before = model(**inputs).logits
+        fold_temperature(model, 2.5)
+        after = model(**inputs).logits
+    assert after == pytest.approx(before / 2.5, abs=1e-5)
+
+
+def test_aggregation_fit_prefers_the_flattest_weighting_that_scores_about_best():
+    # Reviews whose last sentence decides: only a recency weighting gets the first one right.
+    positive, negative = np.array([0.1, 0.9]), np.array([0.95, 0.05])
+    landing = [np.stack([negative, negative, positive]), np.stack([positive, positive])]
+    reviews = [Review(["a", "b", "c"], 1, []), Review(["d", "e"], 1, [])]
+    aggregation, accuracy_by_recency = fit_aggregation(reviews, landing)
+    assert accuracy_by_recency["0.0"] == 0.5
+    # The first review needs a recency above 5.1: 6 is the flattest of the grid.
+    assert {r for r, a in accuracy_by_recency.items() if a == 1.0} == {"6.0", "8.0"}
+    assert aggregation.recency == 6.0
+    assert aggregation.temperature > 0

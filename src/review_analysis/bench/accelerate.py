@@ -50,7 +50,13 @@ def sentiment_quality(downloads: Path) -> Callable[[RequestHandler], dict[str, f
     def quality(handler: RequestHandler) -> dict[str, float]:
         scores = {}
         for name, examples in sets.items():
-            predicted = handler.predict([example.text for example in examples])
+            texts = [example.text for example in examples]
+            # Calls of a batch's size: a call may hold at most max_sentences_per_request.
+            predicted = [
+                result
+                for start in range(0, len(texts), ACCURACY_BATCH)
+                for result in handler.predict(texts[start : start + ACCURACY_BATCH])
+            ]
             correct = sum(
                 result["label"] == handler.labels[example.label]
                 for result, example in zip(predicted, examples, strict=True)

@@ -12,6 +12,11 @@ For one model of the bundle (``--model``):
    concurrencies, open loop at half of saturation, a lone client, and with
    ``--texts-per-request N`` clients that send N texts per request. Beside it in the same
    TorchServe: the workers x threads alternatives and the accelerated builds.
+4. With ``--review-sentences 1 5 20`` (sentiment): reviews of exactly that many sentences,
+   served sentences/s at saturation and a lone review's latency, for the shipped handler
+   (every sentence scored) and for it reading each text as one input cut at ``max_length``
+   (``split_sentences: false``, the handler before issue 16), beside the in-process ceiling
+   on the same reviews.
 
 The machine is shared and its speed drifts by tens of percent within minutes, so every
 server stays up for the whole run, each round measures every row once, and every ratio is
@@ -20,6 +25,7 @@ from ``wrk`` (Debian) driving varied review texts (``scripts/wrk_reviews.lua``);
 per request, so requests/s = texts/s.
 
     review-analysis bench serving --model sentiment [--rounds 3] [--seconds 10] [--json out.json]
+    review-analysis bench serving --review-sentences 1 5 20 --layouts --accelerations
     review-analysis bench serving --footprint        # start-up and memory of the default bundle
     review-analysis bench serving --render out.json  # the tables of an earlier run
 """
@@ -38,14 +44,19 @@ from dataclasses import asdict
 from pathlib import Path
 
 import psutil
-import torch
 import yaml
 
 from handlers.base import RequestHandler, auto_threads
 from review_analysis.archives import build_mar
 from review_analysis.bench.baseline_flask import flask_baseline
 from review_analysis.bench.loadgen import LoadResult, run_wrk, write_bodies
-from review_analysis.bench.subjects import SUBJECTS, Subject, texts_per_second
+from review_analysis.bench.machine import machine
+from review_analysis.bench.subjects import (
+    SUBJECTS,
+    Subject,
+    in_process_rate,
+    parse_layout,
+)
 from review_analysis.paths import MODEL_STORE, REPO
 from review_analysis.torchserve import LocalTorchServe, read_properties, start_server
 
@@ -56,14 +67,8 @@ CORES = os.cpu_count() or 1
 # for the ceiling; those, one core alone, and oversubscribed, for the served alternatives.
 CEILING_LAYOUTS = (f"1x{CORES}", f"{CORES}x1")
 SERVED_LAYOUTS = (f"1x{CORES}", f"{CORES}x1", "1x1", f"{CORES}x{CORES}")
-
-
-def parse_layout(layout: str) -> tuple[int, int]:
-    workers, threads = layout.split("x")
-    return int(workers), int(threads)
-
-
-# ----- inputs -------------------------------------------------------------------------------
+# The row label of the sentiment handler reading each text as one input (--review-sentences).
+WHOLE_TEXT = "whole text"
 
 
 # ----- in-process ceiling -------------------------------------------------------------------
@@ -84,45 +89,6 @@ def single_text_ms(handler: RequestHandler, texts: list[str], seconds: float) ->
     percentiles = statistics.quantiles(durations, n=100)
     p50, p99 = percentiles[49], percentiles[98]
     return {"p50": round(p50, 2), "p99": round(p99, 2)}
-
-
-def measure_worker(
-    subject: str, model_dir: Path, texts: list[str], batch_size: int, threads: int, seconds, barrier
-) -> float:
-    handler = SUBJECTS[subject].load(model_dir, inference_batch_size=batch_size, threads=threads)
-    handler.predict(texts[:batch_size])
-    barrier.wait()
-    return texts_per_second(handler, texts, batch_size, seconds)
-
-
-def in_process_rate(
-    subject: Subject,
-    model_dir: Path,
-    texts: list[str],
-    batch_size: int,
-    layout: str,
-    seconds: float,
-) -> float:
-    """Texts/s of a layout's processes measuring at once (fresh processes: forking after
-    OpenMP has run can hang the child)."""
-    processes, threads = parse_layout(layout)
-    context = multiprocessing.get_context("spawn")
-    with context.Manager() as manager, ProcessPoolExecutor(processes, mp_context=context) as pool:
-        barrier = manager.Barrier(processes)
-        futures = [
-            pool.submit(
-                measure_worker,
-                subject.name,
-                model_dir,
-                texts,
-                batch_size,
-                threads,
-                seconds,
-                barrier,
-            )
-            for _ in range(processes)
-        ]
-        return sum(future.result() for future in futures)
 
 
 def single_text_worker(subject: str, model_dir: Path, texts: list[str], threads: int, seconds):
@@ -180,6 +146,13 @@ def build_variants(subject: Subject, args: argparse.Namespace, store: Path) -> d
         name = f"{subject.name}_{engine.replace('-', '_')}"
         build(name, subject.config, accelerate=engine)
         variants[engine] = name
+    if args.review_sentences:
+        name = f"{subject.name}_whole_text"
+        config = subject.model_config()
+        config["handler"]["split_sentences"] = False
+        (store / f"{name}.yaml").write_text(yaml.safe_dump(config))
+        build(name, store / f"{name}.yaml")
+        variants[WHOLE_TEXT] = name
     return variants
 
 
@@ -290,6 +263,52 @@ def measure_round(
         engine: sweep(engine, urls[engine], bodies, key, args.clients, args.seconds)
         for engine in args.accelerations
     }
+    measured["reviews"] = {
+        str(sentences): measure_reviews(
+            subject, model_dir, sentences, bodies.parent, urls, key, args
+        )
+        for sentences in args.review_sentences
+    }
+    return measured
+
+
+def measure_reviews(
+    subject: Subject,
+    model_dir: Path,
+    sentences: int,
+    scratch: Path,
+    urls: dict[str, str],
+    key: str,
+    args: argparse.Namespace,
+) -> dict:
+    """Reviews of ``sentences`` sentences: the in-process ceiling in the shipped layout, and
+    the shipped handler and the whole-text one served, in sentences/s."""
+    reviews = subject.reviews_of(sentences, args.texts)
+    bodies = write_bodies(reviews, scratch / f"reviews-{sentences}.jsonl")
+    wait_until_idle()
+    ceiling = max(
+        in_process_rate(
+            subject, model_dir, reviews, batch_size, shipped_layout(subject), args.seconds
+        )
+        for batch_size in args.batch_sizes
+    )
+    measured = {"ceiling_sentences_per_s": round(ceiling * sentences, 1)}
+    print(f"  {sentences}-sentence reviews, ceiling: {ceiling * sentences:.1f} sentences/s")
+    for label in ("ours", WHOLE_TEXT):
+        rows = sweep(
+            f"{label}, {sentences}-sentence reviews",
+            urls[label],
+            bodies,
+            key,
+            args.clients,
+            args.seconds,
+        )
+        measured[label] = {
+            "sentences_per_s": round(best(rows)["requests_per_s"] * sentences, 1),
+            "lone_p50_ms": round(at_clients(rows, 1)["p50_ms"], 1),
+            "errors": sum(row["errors"] for row in rows),
+            "rows": rows,
+        }
     return measured
 
 
@@ -381,6 +400,17 @@ def round_targets(measured: dict, shipped: str) -> dict:
             "alternative": runner_up,
             "ratio": round(ours["requests_per_s"] / alternatives[runner_up]["requests_per_s"], 2),
         }
+    for sentences, row in measured.get("reviews", {}).items():
+        ours, whole = row["ours"], row[WHOLE_TEXT]
+        result[f"reviews_of_{sentences}"] = {
+            "served_sentences_per_s": ours["sentences_per_s"],
+            "served_over_ceiling": round(
+                ours["sentences_per_s"] / row["ceiling_sentences_per_s"], 2
+            ),
+            "lone_review_p50_ms": ours["lone_p50_ms"],
+            "whole_text_sentences_per_s": whole["sentences_per_s"],
+            "whole_text_lone_review_p50_ms": whole["lone_p50_ms"],
+        }
     for engine, rows in measured["accelerated"].items():
         accelerated = best(rows)
         result[f"{engine}_over_baseline"] = round(
@@ -451,25 +481,6 @@ def memory(server: LocalTorchServe) -> dict:
 
 
 # ----- report -------------------------------------------------------------------------------
-
-
-def machine() -> dict:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "unknown",
-    )
-    return {
-        "cpu": cpu,
-        "cores": CORES,
-        "memory_gib": round(psutil.virtual_memory().total / 2**30),
-        "torch": torch.__version__,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "load_average_at_start": os.getloadavg(),
-    }
 
 
 def served_rows(report: dict) -> list[tuple[str, object, list[dict]]]:
@@ -588,6 +599,13 @@ def parse_args() -> argparse.Namespace:
         "--accelerations",
         nargs="*",
         help="build_mar.sh --accelerate engines (default: the model's)",
+    )
+    parser.add_argument(
+        "--review-sentences",
+        type=int,
+        nargs="*",
+        default=[],
+        help="sentiment: also reviews of exactly these many sentences, served whole or not",
     )
     parser.add_argument("--footprint", action="store_true", help="start-up and memory only")
     parser.add_argument("--json", type=Path, help="write the full report here")

