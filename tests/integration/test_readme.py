@@ -150,3 +150,16 @@ def test_server_commands_of_the_readme_are_the_ones_tested():
     assert [words[1:] for words in commands] == [["server", "status"], ["server", "stop"]]
     serve = (REPO / "scripts" / "serve.sh").read_text()
     assert "review-analysis server start" in serve and "review-analysis predict" in serve
+
+
+def test_the_sentiment_answer_shown_is_what_the_model_answers(real_server):
+    """The README's sentiment example: its sentences sent as one review come back with the
+    verdicts shown (scores move a little whenever the model is retrained)."""
+    shown = json.loads(code_block("json", "The lobby is stunning."))
+    text = " ".join(sentence["text"] for sentence in shown["sentences"])
+    with real_server.client() as client:
+        answer = client.predict("sentiment", text)
+    assert answer["label"] == shown["label"]
+    assert [(s["text"], s["label"]) for s in answer["sentences"]] == [
+        (s["text"], s["label"]) for s in shown["sentences"]
+    ]

@@ -105,3 +105,8 @@ def test_aggregation_fit_prefers_the_flattest_weighting_that_scores_about_best()
     assert {r for r, a in accuracy_by_recency.items() if a == 1.0} == {"6.0", "8.0"}
     assert aggregation.recency == 6.0
     assert aggregation.temperature > 0
+
+
+def test_temperature_stays_finite_where_the_logits_separate_perfectly():
+    logits, labels = torch.tensor([[0.0, 5.0], [5.0, 0.0]]), torch.tensor([1, 0])
+    assert 0.04 < fit_temperature(logits, labels) < 0.06  # the search's lower bound, not NaN

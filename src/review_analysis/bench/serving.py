@@ -34,19 +34,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import statistics
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
 import psutil
 import yaml
 
-from handlers.base import RequestHandler, auto_threads
+from handlers.base import auto_threads
 from review_analysis.archives import build_mar
 from review_analysis.bench.baseline_flask import flask_baseline
 from review_analysis.bench.loadgen import LoadResult, run_wrk, write_bodies
@@ -56,6 +54,7 @@ from review_analysis.bench.subjects import (
     Subject,
     in_process_rate,
     parse_layout,
+    single_text_time,
 )
 from review_analysis.paths import MODEL_STORE, REPO
 from review_analysis.torchserve import LocalTorchServe, read_properties, start_server
@@ -72,39 +71,6 @@ WHOLE_TEXT = "whole text"
 
 
 # ----- in-process ceiling -------------------------------------------------------------------
-
-
-def single_text_ms(handler: RequestHandler, texts: list[str], seconds: float) -> dict[str, float]:
-    """Median and 99th percentile of one text alone, over the mix of lengths: the model's own
-    spread, with no queue and no server."""
-    durations = []
-    started = time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        for text in texts:
-            began = time.perf_counter()
-            handler.predict([text])
-            durations.append((time.perf_counter() - began) * 1000)
-            if time.perf_counter() - started >= seconds:
-                break
-    percentiles = statistics.quantiles(durations, n=100)
-    p50, p99 = percentiles[49], percentiles[98]
-    return {"p50": round(p50, 2), "p99": round(p99, 2)}
-
-
-def single_text_worker(subject: str, model_dir: Path, texts: list[str], threads: int, seconds):
-    handler = SUBJECTS[subject].load(model_dir, threads=threads)
-    handler.predict(texts[:1])
-    return single_text_ms(handler, texts, seconds)
-
-
-def single_text_time(
-    subject: Subject, model_dir: Path, texts: list[str], threads: int, seconds: float
-) -> dict[str, float]:
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(1, mp_context=context) as pool:
-        return pool.submit(
-            single_text_worker, subject.name, model_dir, texts, threads, seconds
-        ).result()
 
 
 # ----- servers ------------------------------------------------------------------------------
@@ -285,11 +251,12 @@ def measure_reviews(
     the shipped handler and the whole-text one served, in sentences/s."""
     reviews = subject.reviews_of(sentences, args.texts)
     bodies = write_bodies(reviews, scratch / f"reviews-{sentences}.jsonl")
+    # A full batch of 20-sentence reviews takes seconds: each row lasts long enough for
+    # several, or the requests in flight when it stops are a large share of its count.
+    seconds = args.seconds * max(1.0, sentences / 5)
     wait_until_idle()
     ceiling = max(
-        in_process_rate(
-            subject, model_dir, reviews, batch_size, shipped_layout(subject), args.seconds
-        )
+        in_process_rate(subject, model_dir, reviews, batch_size, shipped_layout(subject), seconds)
         for batch_size in args.batch_sizes
     )
     measured = {"ceiling_sentences_per_s": round(ceiling * sentences, 1)}
@@ -301,7 +268,7 @@ def measure_reviews(
             bodies,
             key,
             args.clients,
-            args.seconds,
+            seconds,
         )
         measured[label] = {
             "sentences_per_s": round(best(rows)["requests_per_s"] * sentences, 1),

@@ -1,4 +1,6 @@
-"""The bundle's models as benchmark subjects: weights, handler, model config and input texts.
+"""The bundle's models as benchmark subjects: weights, handler, model config and input texts,
+and their in-process measurements (in spawned processes, so these live in an importable
+module: a function of a benchmark run as ``__main__`` cannot be pickled).
 
 The serving benchmark (``review_analysis.bench.serving``), its tutorial baseline
 (``review_analysis.bench.baseline_flask``) and the speed-up comparison
@@ -14,6 +16,7 @@ import importlib
 import json
 import multiprocessing
 import random
+import statistics
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
@@ -203,6 +206,39 @@ def in_process_rate(
             for _ in range(processes)
         ]
         return sum(future.result() for future in futures)
+
+
+def single_text_ms(handler: RequestHandler, texts: list[str], seconds: float) -> dict[str, float]:
+    """Median and 99th percentile of one text alone, over the mix of lengths: the model's own
+    spread, with no queue and no server."""
+    durations = []
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for text in texts:
+            began = time.perf_counter()
+            handler.predict([text])
+            durations.append((time.perf_counter() - began) * 1000)
+            if time.perf_counter() - started >= seconds:
+                break
+    percentiles = statistics.quantiles(durations, n=100)
+    p50, p99 = percentiles[49], percentiles[98]
+    return {"p50": round(p50, 2), "p99": round(p99, 2)}
+
+
+def single_text_worker(subject: str, model_dir: Path, texts: list[str], threads: int, seconds):
+    handler = SUBJECTS[subject].load(model_dir, threads=threads)
+    handler.predict(texts[:1])
+    return single_text_ms(handler, texts, seconds)
+
+
+def single_text_time(
+    subject: Subject, model_dir: Path, texts: list[str], threads: int, seconds: float
+) -> dict[str, float]:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(
+            single_text_worker, subject.name, model_dir, texts, threads, seconds
+        ).result()
 
 
 # The --accelerate engines worth measuring per task (docs/BENCHMARKS.md: int8 costs ABSA 10
