@@ -221,8 +221,8 @@ def load_encoder(encoder: Path, freeze_embeddings: bool):
         label2id={label: i for i, label in enumerate(LABELS)},
     )
     if freeze_embeddings:
-        # Half of MiniLM's weights are its word embeddings; updating them costs a third of a
-        # training step and did not pay on dev (docs/BENCHMARKS.md).
+        # Half of MiniLM's weights are its word embeddings: updating them did not pay on dev
+        # and cost about 3% more training time (docs/MODELS.md, "What was tried").
         model.base_model.embeddings.word_embeddings.requires_grad_(False)
     return model, tokenizer
 
