@@ -151,11 +151,15 @@ def accuracy_by_tag(examples: list[Example], predicted: torch.Tensor) -> dict[st
 def evaluate(model, tokenizer, examples: list[Example]) -> tuple[dict, torch.Tensor, torch.Tensor]:
     """Accuracy by source and the expected calibration error, with the logits behind them."""
     logits = predict_logits(model, tokenizer, [e.text for e in examples], SERVED_MAX_LENGTH)
+    return report_of(examples, logits), logits, torch.tensor([e.label for e in examples])
+
+
+def report_of(examples: list[Example], logits: torch.Tensor) -> dict:
     labels = torch.tensor([e.label for e in examples])
     probs = torch.softmax(logits, dim=1)
     report = accuracy_by_source(examples, probs.argmax(dim=1))
     report["all"]["ece"] = round(expected_calibration_error(probs, labels), 4)
-    return report, logits, labels
+    return report
 
 
 def sentence_probabilities(model, tokenizer, reviews: list[Review]) -> list[np.ndarray]:
@@ -261,7 +265,9 @@ def train(args: argparse.Namespace) -> dict:
     _, dev_logits, dev_labels = evaluate(model, tokenizer, dev_set)
     temperature = fit_temperature(dev_logits, dev_labels)
     fold_temperature(model, temperature)
-    dev_report, dev_logits, _ = evaluate(model, tokenizer, dev_set)
+    # The folded model's logits are these divided by T: no second pass over dev.
+    dev_logits = dev_logits / temperature
+    dev_report = report_of(dev_set, dev_logits)
     corpus_dev = [e for e in dev_set if e.source == "corpus"]
     dev_report["corpus_by_tag"] = accuracy_by_tag(
         corpus_dev, dev_logits[len(vader_dev) :].argmax(dim=1)
@@ -270,12 +276,9 @@ def train(args: argparse.Namespace) -> dict:
     aggregation, candidates = fit_aggregation(
         reviews["train"], sentence_probabilities(model, tokenizer, reviews["train"])
     )
-    dev_reviews = score_reviews(
-        aggregation, reviews["dev"], sentence_probabilities(model, tokenizer, reviews["dev"])
-    )
-    dev_reviews_mean = score_reviews(
-        Aggregation(), reviews["dev"], sentence_probabilities(model, tokenizer, reviews["dev"])
-    )
+    dev_probabilities = sentence_probabilities(model, tokenizer, reviews["dev"])
+    dev_reviews = score_reviews(aggregation, reviews["dev"], dev_probabilities)
+    dev_reviews_mean = score_reviews(Aggregation(), reviews["dev"], dev_probabilities)
 
     args.output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.output)
