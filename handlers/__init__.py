@@ -8,13 +8,16 @@ package, so they import only each other, the standard library and the serving de
 
 * ``base``: the contract. RequestHandler (parse, admit and cost, batch, error slots, metrics)
   and TextClassifierHandler (one model; a task's split / pairs / fold hooks).
-* ``backends``: torch, ONNX and TF-IDF models behind one interface; tokens, micro-batches.
+* ``backends``: torch, ONNX, TF-IDF and BiLSTM models behind one interface; tokens,
+  micro-batches.
 * ``sentiment``, ``toxicity``, ``absa``, ``language``: tasks on one model each.
 * ``review``: sentiment and toxicity handlers as parts of one handler, in one worker.
 * ``router``, ``routing``: the A/B router, a handler that forwards instead of inferring.
 * ``inputs``: request bodies to texts, and the 4xx errors of one request.
 * ``metrics``: the bundle's Prometheus metrics (each declared in metrics.yaml).
 * ``auxiliary``, ``sentences``: ABSA's auxiliary sentences; Punkt sentence splitting.
-* ``linear_model``, ``onnx_model``: the TF-IDF model and the ONNX Runtime classifier.
+* ``aggregation``: how a review's sentence scores fold into its sentiment.
+* ``linear_model``, ``bilstm_model``, ``onnx_model``: the TF-IDF model, the converted Jigsaw
+  BiLSTM and the ONNX Runtime classifier.
 * ``server_config``: the TorchServe settings a worker reads from the frontend's properties.
 """

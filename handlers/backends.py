@@ -8,6 +8,8 @@ the model directory:
 
 * ``config.json`` says ``"backend": "tfidf-linear"``: the TF-IDF + linear model of
   ``linear_model.py`` (probabilities of one label; no tokens, nothing is ever cut);
+* ``"backend": "keras-bilstm"``: the word-level BiLSTM of ``bilstm_model.py``
+  (probabilities; a text longer than its word window keeps its last words);
 * a ``model.onnx`` beside the config: ONNX Runtime (``onnx_model.py``), logits;
 * otherwise the HF torch model, in its stored precision (bfloat16 only where the CPU computes
   it natively) and optionally with int8 dynamic quantisation, logits.
@@ -25,6 +27,8 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from handlers.bilstm_model import BACKEND as BILSTM_BACKEND
+from handlers.bilstm_model import BiLstmTextModel
 from handlers.linear_model import BACKEND as LINEAR_BACKEND
 from handlers.linear_model import LinearTextModel
 from handlers.onnx_model import ONNX_FILE, OnnxSequenceClassifier
@@ -78,6 +82,8 @@ def load_backend(model_dir: Path, settings: dict[str, Any]) -> Backend:
     config = json.loads((model_dir / "config.json").read_text())
     if config.get("backend") == LINEAR_BACKEND:
         return LinearBackend(model_dir, config)
+    if config.get("backend") == BILSTM_BACKEND:
+        return BiLstmBackend(model_dir, config)
     return TransformerBackend(model_dir, config, settings)
 
 
@@ -98,6 +104,27 @@ class LinearBackend:
 
     def scores(self, encoded: Encoded) -> np.ndarray:
         return self.model.positive_probability(encoded.inputs)[:, None]
+
+
+class BiLstmBackend:
+    """A converted Keras BiLSTM: a fixed window of word ids through a small LSTM, so like
+    the linear model it costs no tokens of the transformer budget."""
+
+    outputs = "probabilities"
+
+    def __init__(self, model_dir: Path, config: dict[str, Any]) -> None:
+        self.model = BiLstmTextModel(model_dir)
+        self.config = config
+        self.labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+
+    def encode(self, texts: list[str], pairs: list[str] | None = None) -> Encoded:
+        if pairs is not None:
+            raise ValueError("A BiLSTM model scores single texts, not sentence pairs.")
+        windows, cut = self.model.windows(texts)
+        return Encoded(list(windows), cut, tokens=0)
+
+    def scores(self, encoded: Encoded) -> np.ndarray:
+        return self.model.probabilities(np.stack(encoded.inputs))
 
 
 class TransformerBackend:

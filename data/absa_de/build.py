@@ -23,10 +23,11 @@ import argparse
 import itertools
 import json
 import random
-import re
 import sys
 from collections import Counter
 from pathlib import Path
+
+from review_analysis.training.corpus import near_duplicate_pairs, word_set
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE / "src"
@@ -179,31 +180,17 @@ def compose_train(clauses: list[dict]) -> list[dict]:
 
 
 def tokens(text: str) -> frozenset[str]:
+    """Word set with umlauts folded, so "Käse" and "Kaese" count as one word."""
     text = text.lower()
     for a, b in (("ä", "ae"), ("ö", "oe"), ("ü", "ue"), ("ß", "ss")):
         text = text.replace(a, b)
-    return frozenset(re.findall(r"\w+", text))
-
-
-def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    if not a and not b:
-        return 1.0
-    return len(a & b) / len(a | b)
+    return word_set(text)
 
 
 def near_duplicates(rows_a: list[dict], rows_b: list[dict]) -> list[tuple[dict, dict, float]]:
-    toks_b = [(row, tokens(row["text"])) for row in rows_b]
-    hits = []
-    for row in rows_a:
-        ta = tokens(row["text"])
-        for other, tb in toks_b:
-            # Jaccard can only reach the threshold if the set sizes are close enough.
-            if min(len(ta), len(tb)) < NEAR_DUP_JACCARD * max(len(ta), len(tb)):
-                continue
-            score = jaccard(ta, tb)
-            if score >= NEAR_DUP_JACCARD:
-                hits.append((row, other, score))
-    return hits
+    texts_a, texts_b = [r["text"] for r in rows_a], [r["text"] for r in rows_b]
+    pairs = near_duplicate_pairs(texts_a, texts_b, NEAR_DUP_JACCARD, words=tokens)
+    return [(rows_a[i], rows_b[j], score) for i, j, score in pairs]
 
 
 def build() -> tuple[dict[str, list[dict]], dict[str, int]]:

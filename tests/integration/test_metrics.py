@@ -65,7 +65,12 @@ def test_task_metrics_of_the_real_models(real_server: LocalTorchServe):
             and grew(s, "reviews_texts_processed_total", model_name="review") >= 1
         ),
     )
-    assert grew(after, "reviews_toxicity_flagged_texts_total", model_name="toxicity") == 1
+    # One flagged text, counted under each label it was flagged for.
+    for label in ("toxicity", "insult"):
+        flagged = grew(
+            after, "reviews_toxicity_flagged_texts_total", model_name="toxicity", label=label
+        )
+        assert flagged == 1, label
     assert (
         grew(
             after,

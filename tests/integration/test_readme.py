@@ -163,3 +163,17 @@ def test_the_sentiment_answer_shown_is_what_the_model_answers(real_server):
     assert [(s["text"], s["label"]) for s in answer["sentences"]] == [
         (s["text"], s["label"]) for s in shown["sentences"]
     ]
+
+
+def test_the_toxicity_answer_shown_is_what_the_model_answers(real_server):
+    """The README's toxicity example: the same sentences come back with the flags shown and
+    the offensive one over its threshold on the label shown."""
+    shown = json.loads(code_block("json", "I know where you live"))
+    text = " ".join(sentence["text"] for sentence in shown["sentences"])
+    with real_server.client() as client:
+        answer = client.predict("toxicity", text)
+    assert answer["toxic"] is shown["toxic"]
+    assert [(s["text"], s["toxic"]) for s in answer["sentences"]] == [
+        (s["text"], s["toxic"]) for s in shown["sentences"]
+    ]
+    assert list(answer["labels"]) == list(shown["labels"])

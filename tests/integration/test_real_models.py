@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import yaml
 
 from review_analysis import registry
+from review_analysis.paths import CONFIGS, MODELS
+from tests.support.toxicity_labels import DETOXIFY_LABELS
 
 pytestmark = pytest.mark.real_model
+
+TOXICITY_THRESHOLDS = yaml.safe_load((CONFIGS / "toxicity" / "model-config.yaml").read_text())[
+    "handler"
+]["thresholds"]
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +60,53 @@ def test_default_config_batches_concurrent_clients(client):
 
 
 def test_toxicity_flags_the_offensive_sentence(client):
-    result = client.predict("toxicity", "Lovely terrace. The waiter is a fucking moron.")
+    result = client.predict(
+        "toxicity", "Lovely terrace and friendly staff. I know where you live, and I am coming."
+    )
     assert result["toxic"] is True
     assert [s["toxic"] for s in result["sentences"]] == [False, True]
-    assert list(result["labels"]) == ["toxicity"]
+    assert list(result["labels"]) == DETOXIFY_LABELS
+    assert all(list(s["labels"]) == DETOXIFY_LABELS for s in result["sentences"])
+    # The text scores as its worst sentence, label by label.
+    for label, score in result["labels"].items():
+        assert score == max(s["labels"][label] for s in result["sentences"])
+    assert result["labels"]["threat"] >= TOXICITY_THRESHOLDS["threat"]
     assert result["model"] == {"name": "toxicity", "version": "1.0"}
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("Post one more lie about my shop and I will break both your legs.", "threat"),
+        ("Women have no business running a garage, get back in the kitchen.", "identity_attack"),
+        ("You are a pathetic, brainless clown and nobody cares what you think.", "insult"),
+        ("Shove your f*cking refund policy up your arse, you piece of sh*t.", "obscene"),
+    ],
+)
+def test_toxicity_names_the_offence(client, text, label):
+    result = client.predict("toxicity", text)
+    assert result["toxic"] is True
+    assert result["labels"][label] >= TOXICITY_THRESHOLDS[label], result["labels"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "These wings are killer and the sauce is damn good.",
+        "The manager yelled 'get out, you idiot' at my father, so we reported him.",
+        "I will be contacting my lawyer and the health inspector about this.",
+        "The Turkish family who run the bakery could not have been kinder.",
+        "Worst hotel I have ever stayed in and I want every cent back.",
+    ],
+)
+def test_toxicity_leaves_civil_comments_that_look_dangerous_alone(client, text):
+    result = client.predict("toxicity", text)
+    assert result["toxic"] is False, result["labels"]
+
+
+def test_shipped_thresholds_are_the_ones_chosen_on_dev():
+    evaluation = json.loads((MODELS / "toxicity" / "evaluation.json").read_text())
+    assert evaluation["thresholds"] == TOXICITY_THRESHOLDS
 
 
 def test_review_gives_both_answers_per_text(client):

@@ -30,3 +30,16 @@ def test_model_configs_hold_only_overrides_of_the_handler_defaults(task):
         if key in DEFAULT_SETTINGS and DEFAULT_SETTINGS[key] == value
     }
     assert repeated == {}
+
+
+def test_review_flags_toxicity_with_the_toxicity_models_thresholds():
+    """review.mar packs its own config: its toxicity section repeats the shipped thresholds,
+    which must not drift apart."""
+
+    def toxicity_settings(task: str) -> dict:
+        handler = yaml.safe_load((CONFIGS / task / "model-config.yaml").read_text())["handler"]
+        return handler.get("toxicity", handler) if task == "review" else handler
+
+    review, toxicity = toxicity_settings("review"), toxicity_settings("toxicity")
+    assert review["thresholds"] == toxicity["thresholds"]
+    assert review["threshold"] == toxicity["threshold"]

@@ -11,7 +11,7 @@ import pytest
 from review_analysis.paths import REPO
 
 
-@pytest.mark.parametrize("corpus", ["absa_de", "sentiment_en"])
+@pytest.mark.parametrize("corpus", ["absa_de", "sentiment_en", "toxicity_en"])
 def test_the_corpus_passes_its_own_checks(corpus):
     checked = subprocess.run(
         [sys.executable, str(REPO / "data" / corpus / "build.py"), "--check"],

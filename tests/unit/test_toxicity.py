@@ -17,23 +17,15 @@ from handlers.linear_model import LinearTextModel
 from handlers.review import ReviewHandler
 from handlers.toxicity import ToxicityHandler
 from review_analysis.training.convert_detoxify import convert
-from review_analysis.training.toxicity import prepare
+from review_analysis.training.toxicity_linear import prepare
 from tests.support.in_process import call, load_handler
 from tests.support.tiny_models import build_tiny_classifier
+from tests.support.toxicity_labels import DETOXIFY_CLASSES, DETOXIFY_LABELS
 
 CLEAN_AND_OFFENSIVE = [
     "The pasta was lovely and the staff friendly.",
     "You are a fucking idiot and this place is shit.",
     "Terrible service, cold food, never again.",
-]
-DETOXIFY_CLASSES = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
-DETOXIFY_LABELS = [
-    "toxicity",
-    "severe_toxicity",
-    "obscene",
-    "threat",
-    "insult",
-    "identity_attack",
 ]
 
 

@@ -13,6 +13,7 @@ from transformers import (
     MPNetForSequenceClassification,
 )
 
+from review_analysis.training import toxicity
 from review_analysis.training.absa import absa_scores
 from review_analysis.training.datasets import Example, Review
 from review_analysis.training.finetune import length_bucketed_batches
@@ -23,6 +24,7 @@ from review_analysis.training.sentiment import (
     split_dev,
 )
 from tests.support.tiny_models import build_tiny_classifier
+from tests.support.toxicity_labels import DETOXIFY_LABELS
 
 
 def test_dev_split_is_stratified_disjoint_and_seeded():
@@ -110,3 +112,25 @@ def test_aggregation_fit_prefers_the_flattest_weighting_that_scores_about_best()
 def test_temperature_stays_finite_where_the_logits_separate_perfectly():
     logits, labels = torch.tensor([[0.0, 5.0], [5.0, 0.0]]), torch.tensor([1, 0])
     assert 0.04 < fit_temperature(logits, labels) < 0.06  # the search's lower bound, not NaN
+
+
+def test_toxicity_thresholds_keep_civil_reviews_unflagged():
+    """The best-F1 threshold of a label is refused when it flags too many civil reviews."""
+    rng = np.random.default_rng(0)
+    labels = np.zeros((200, len(toxicity.LABELS)), dtype=int)
+    labels[:100] = 1
+    scores = np.where(
+        labels == 1, rng.uniform(0.2, 1.0, labels.shape), rng.uniform(0, 0.15, labels.shape)
+    )
+    # Civil reviews score like the weaker toxic comments: 10% of them reach 0.25.
+    civil = np.where(rng.random((500, len(toxicity.LABELS))) < 0.1, 0.25, 0.01)
+    loose = toxicity.best_thresholds(scores, labels, civil, civil_flag_rate=1.0)
+    strict = toxicity.best_thresholds(scores, labels, civil, civil_flag_rate=0.01)
+    for label in toxicity.LABELS:
+        assert loose[label] <= 0.25 < strict[label]
+        k = toxicity.LABELS.index(label)
+        assert (civil[:, k] >= strict[label]).mean() <= 0.01
+
+
+def test_toxicity_labels_are_detoxify_names_in_jigsaw_order():
+    assert list(toxicity.LABELS) == DETOXIFY_LABELS

