@@ -7,12 +7,13 @@ and on two teachers' soft labels for ordinary review text.
 * Teacher labels: ``--teacher-texts`` sentences nobody labelled for toxicity (VADER's
   movie snippets, tweets, product reviews and editorials; the sentiment corpus's training
   sentences), scored by the Jigsaw BiLSTM (toxic-comment-classifier, converted by
-  convert_bilstm.py) and alt-profanity-check. ``--teacher-mix`` says how their toxicity
-  scores combine.
+  convert_bilstm.py); ``--teacher-mix mean|max`` combines its toxicity score with
+  alt-profanity-check's.
 
 The model is saved as convert_detoxify.py saves a Detoxify checkpoint (an HF multi-label
 sequence classifier with Detoxify's label names), so one handler path serves both. Per-label
-thresholds are chosen on dev (best F1) and shipped in configs/toxicity/model-config.yaml.
+thresholds are chosen on dev (best F1 among those that flag at most ``--civil-flag-rate`` of
+civil dev reviews) and shipped in configs/toxicity/model-config.yaml.
 Scores are measured as served: each comment split into sentences, each label the maximum
 over its sentences. ``--report-test`` scores the test split once, beside both teachers.
 
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score, roc_auc_score
 
+from handlers.base import DEFAULT_SETTINGS
 from handlers.bilstm_model import BiLstmTextModel
 from handlers.linear_model import LinearTextModel
 from handlers.sentences import SentenceSplitter
@@ -55,7 +57,8 @@ from review_analysis.training.finetune import (
 # Detoxify's names, in the Jigsaw order that Detoxify 'original' and the BiLSTM use.
 LABELS = tuple(LABEL_NAMES.get(name, name) for name in convert_bilstm.JIGSAW_CLASSES)
 TEACHER_MIXES = ("bilstm", "mean", "max")
-SERVED_MAX_LENGTH = 128
+# Evaluated as served: sentences cut where the handler cuts them.
+SERVED_MAX_LENGTH = int(DEFAULT_SETTINGS["max_length"])
 
 
 def teacher_targets(texts: list[str], bilstm: BiLstmTextModel, profanity, mix: str) -> np.ndarray:
