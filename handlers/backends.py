@@ -87,6 +87,11 @@ def load_backend(model_dir: Path, settings: dict[str, Any]) -> Backend:
     return TransformerBackend(model_dir, config, settings)
 
 
+def labels_of(config: dict[str, Any]) -> list[str]:
+    """The labels of a non-transformer model directory's config.json, in output order."""
+    return [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+
+
 class LinearBackend:
     """A TF-IDF + linear model: one label, microseconds a sentence, so it costs no tokens."""
 
@@ -95,7 +100,7 @@ class LinearBackend:
     def __init__(self, model_dir: Path, config: dict[str, Any]) -> None:
         self.model = LinearTextModel(model_dir)
         self.config = config
-        self.labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+        self.labels = labels_of(config)
 
     def encode(self, texts: list[str], pairs: list[str] | None = None) -> Encoded:
         if pairs is not None:
@@ -115,7 +120,7 @@ class BiLstmBackend:
     def __init__(self, model_dir: Path, config: dict[str, Any]) -> None:
         self.model = BiLstmTextModel(model_dir)
         self.config = config
-        self.labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+        self.labels = labels_of(config)
 
     def encode(self, texts: list[str], pairs: list[str] | None = None) -> Encoded:
         if pairs is not None:
