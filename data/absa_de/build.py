@@ -6,6 +6,8 @@ Sources (all written by hand by the project team):
   src/train_clauses.txt  hand-written clauses; part of train is composed from them
   src/dev.txt            hand-written development sentences
   src/test.txt           hand-written test sentences
+  src/test2.txt          a second test set, written later by a writer who never saw the
+                         other sources; scored only for the final numbers
 
 Source line format:  LABELS | text
   LABELS is "_" (no aspect) or space-separated codes such as "F+ S-":
@@ -31,7 +33,8 @@ from review_analysis.training.corpus import near_duplicate_pairs, word_set
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE / "src"
-SPLITS = ("train", "dev", "test")
+SPLITS = ("train", "dev", "test", "test2")
+TEST_SPLITS = ("test", "test2")
 SEED = 20240531
 
 ASPECTS = (
@@ -87,7 +90,7 @@ REFERENCE_DEV = {
 }
 
 NEAR_DUP_JACCARD = 0.8  # token-set Jaccard >= this counts as a near duplicate
-MIN_SIZE = {"train": 1200, "dev": 200, "test": 250}
+MIN_SIZE = {"train": 1200, "dev": 200, "test": 250, "test2": 300}
 MIN_TRAIN = {"positive": 40, "negative": 40, "neutral": 15, "conflict": 5}
 MIN_TEST_PER_ASPECT = 12
 MAX_COMPOSED_SHARE = 0.30
@@ -199,13 +202,14 @@ def build() -> tuple[dict[str, list[dict]], dict[str, int]]:
     added_train = read_sources(SRC / "train_added")
     dev = read_source(SRC / "dev.txt")
     test = read_source(SRC / "test.txt")
+    test2 = read_source(SRC / "test2.txt")
 
     problems = []
-    held_out = dev + test
+    held_out = dev + test + test2
     for row, other, score in near_duplicates(hand_train + added_train, held_out):
         problems.append(f"train/held-out overlap {score:.2f}: {row['where']} ~ {other['where']}")
-    for row, other, score in near_duplicates(dev, test):
-        problems.append(f"dev/test overlap {score:.2f}: {row['where']} ~ {other['where']}")
+    for row, other, score in near_duplicates(dev, test + test2) + near_duplicates(test, test2):
+        problems.append(f"held-out overlap {score:.2f}: {row['where']} ~ {other['where']}")
     if problems:
         raise DataError("near duplicates across splits:\n  " + "\n  ".join(problems))
 
@@ -224,6 +228,7 @@ def build() -> tuple[dict[str, list[dict]], dict[str, int]]:
     # train shuffle fixes the published order of dev and test, which must not change.
     splits["train"] += added_train
     random.Random(SEED).shuffle(splits["train"])
+    splits["test2"] = test2
     return splits, dict(template_counts)
 
 
@@ -335,7 +340,7 @@ def check() -> None:
     for text, labels in REFERENCE_DEV.items():
         if dev_labels.get(text) != labels:
             raise DataError(f"reference sentence missing or mislabelled in dev: {text!r}")
-        for split in ("train", "test"):
+        for split in ("train", *TEST_SPLITS):
             if any(r["text"] == text for r in splits[split]):
                 raise DataError(f"reference sentence found in {split}: {text!r}")
 
@@ -347,13 +352,16 @@ def check() -> None:
         for polarity, minimum in MIN_TRAIN.items():
             if train_counts[(aspect, polarity)] < minimum:
                 raise DataError(f"train: {aspect}/{polarity} below {minimum}")
-    test_counts = Counter((x["aspect"], x["polarity"]) for r in splits["test"] for x in r["labels"])
-    for aspect in ASPECTS:
-        total = sum(test_counts[(aspect, p)] for p in POLARITIES)
-        if total < MIN_TEST_PER_ASPECT:
-            raise DataError(f"test: {aspect} occurs {total} times, need {MIN_TEST_PER_ASPECT}")
-        if not test_counts[(aspect, "positive")] or not test_counts[(aspect, "negative")]:
-            raise DataError(f"test: {aspect} needs positive and negative examples")
+    for split in TEST_SPLITS:
+        counts = Counter((x["aspect"], x["polarity"]) for r in splits[split] for x in r["labels"])
+        for aspect in ASPECTS:
+            total = sum(counts[(aspect, p)] for p in POLARITIES)
+            if total < MIN_TEST_PER_ASPECT:
+                raise DataError(
+                    f"{split}: {aspect} occurs {total} times, need {MIN_TEST_PER_ASPECT}"
+                )
+            if not counts[(aspect, "positive")] or not counts[(aspect, "negative")]:
+                raise DataError(f"{split}: {aspect} needs positive and negative examples")
 
     # Hand-written vs composed share of train.
     n_train = len(splits["train"])

@@ -9,21 +9,22 @@ import pytest
 import torch
 from transformers import (
     AutoModelForSequenceClassification,
+    AutoTokenizer,
     MPNetConfig,
     MPNetForSequenceClassification,
 )
 
 from review_analysis.training import toxicity
-from review_analysis.training.absa import absa_scores
+from review_analysis.training.absa import absa_scores, confusion
 from review_analysis.training.datasets import Example, Review
-from review_analysis.training.finetune import length_bucketed_batches
+from review_analysis.training.finetune import fine_tune, length_bucketed_batches
 from review_analysis.training.sentiment import (
     fit_aggregation,
     fit_temperature,
     fold_temperature,
     split_dev,
 )
-from tests.support.tiny_models import build_tiny_classifier
+from tests.support.tiny_models import CORPUS, build_tiny_classifier
 from tests.support.toxicity_labels import DETOXIFY_LABELS
 
 
@@ -96,6 +97,20 @@ def test_temperature_folds_into_the_output_layer_of_either_head(tmp_path, archit
     assert after == pytest.approx(before / 2.5, abs=1e-5)
 
 
+def test_absa_confusion_counts_misses_inventions_and_wrong_polarities_per_aspect():
+    golds = [{"food": "positive", "service": "negative"}, {"price": "neutral"}]
+    predictions = [
+        {"food": {"polarity": "negative"}, "ambience": {"polarity": "positive"}},
+        {"price": {"polarity": "neutral"}},
+    ]
+    assert confusion(golds, predictions) == {
+        "food": {"positive": {"negative": 1}},
+        "service": {"negative": {"none": 1}},
+        "ambience": {"none": {"positive": 1}},
+        "price": {"neutral": {"neutral": 1}},
+    }
+
+
 def test_aggregation_fit_prefers_the_flattest_weighting_that_scores_about_best():
     # Reviews whose last sentence decides: only a recency weighting gets the first one right.
     positive, negative = np.array([0.1, 0.9]), np.array([0.95, 0.05])
@@ -134,3 +149,28 @@ def test_toxicity_thresholds_keep_civil_reviews_unflagged():
 
 def test_toxicity_labels_are_detoxify_names_in_jigsaw_order():
     assert list(toxicity.LABELS) == DETOXIFY_LABELS
+
+
+def test_fine_tune_trains_only_on_the_examples_it_keeps(tmp_path):
+    """Examples kept with probability 0 are never drawn: a model shown only label 1 answers 1
+    even for the texts whose (never seen) label is 0."""
+    model_dir = build_tiny_classifier(tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    texts = [f"{a} {b}" for a in CORPUS for b in CORPUS]
+    features = [{"input_ids": ids} for ids in tokenizer(texts)["input_ids"]]
+    labels = torch.tensor([i % 2 for i in range(len(texts))])
+    keep = [float(label) for label in labels.tolist()]
+    fine_tune(
+        model,
+        tokenizer,
+        features,
+        labels,
+        epochs=3,
+        lr=1e-3,
+        batch_size=4,
+        rng=random.Random(0),
+        keep_probability=keep,
+    )
+    logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
+    assert (logits.argmax(dim=1) == 1).all()
