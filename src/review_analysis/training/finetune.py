@@ -88,8 +88,8 @@ def length_bucketed_batches(
 
 def add_bf16_argument(parser: argparse.ArgumentParser) -> None:
     """``--bf16/--no-bf16`` for :func:`fine_tune`; on by default where the CPU computes
-    bfloat16 in hardware (AMX or AVX512-BF16): ABSA's sentence pairs train 1.5x faster per
-    batch on an AMD EPYC (Zen 4); measurements in docs/MODELS.md."""
+    bfloat16 in hardware (AMX or AVX512-BF16): ABSA's sentence pairs train 1.7x faster per
+    batch on an AMD EPYC (Zen 4) (`review-analysis bench training`, docs/BENCHMARKS.md)."""
     parser.add_argument(
         "--bf16",
         action=argparse.BooleanOptionalAction,
