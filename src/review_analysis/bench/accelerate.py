@@ -13,7 +13,6 @@ the UCI test set; ABSA aspect + polarity micro-F1 on the German dev and test set
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from pathlib import Path
 import torch
 
 from handlers.base import RequestHandler
+from review_analysis.bench.machine import publish
 from review_analysis.bench.subjects import SUBJECTS, texts_per_second
 from review_analysis.paths import DOWNLOADS, REPO
 from review_analysis.training.absa import evaluate, load_jsonl
@@ -167,9 +167,7 @@ def main() -> None:
     if unknown:
         parser.error(f"engines {sorted(unknown)} are not measured for {args.model}")
     report = compare(args)
-    print(json.dumps(report, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    publish(report, args.json)
 
 
 if __name__ == "__main__":

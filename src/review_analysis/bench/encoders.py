@@ -19,13 +19,12 @@ Accuracy comes from training each candidate for real (``review-analysis train se
 from __future__ import annotations
 
 import argparse
-import json
 import random
 from pathlib import Path
 
 import torch
 
-from review_analysis.bench.machine import machine
+from review_analysis.bench.machine import machine, publish
 from review_analysis.bench.subjects import SUBJECTS, in_process_rate
 from review_analysis.paths import DOWNLOADS, SENTIMENT_CORPUS
 from review_analysis.training import sentiment
@@ -87,9 +86,7 @@ def main() -> None:
             "training_minutes": round(minutes, 1),
         }
         print(name, report[name], flush=True)
-    print(json.dumps(report, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    publish(report, args.json)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""What a benchmark ran on: every report records the CPU, since it changes between runs."""
+"""What a benchmark ran on (every report records the CPU, since it changes between runs), and
+how a report is published."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import time
@@ -27,3 +29,10 @@ def machine() -> dict:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "load_average_at_start": os.getloadavg(),
     }
+
+
+def publish(report: dict, path: Path | None) -> None:
+    """Print the report as JSON, and write it to ``path`` when one is given."""
+    print(json.dumps(report, indent=2))
+    if path:
+        path.write_text(json.dumps(report, indent=2) + "\n")

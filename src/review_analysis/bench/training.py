@@ -12,7 +12,6 @@ training step; float32 and bfloat16 alternate for ``--rounds`` rounds after a wa
 from __future__ import annotations
 
 import argparse
-import json
 import random
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import torch
 import yaml
 
 from handlers.auxiliary import AuxiliarySentences
-from review_analysis.bench.machine import machine
+from review_analysis.bench.machine import machine, publish
 from review_analysis.paths import CONFIGS, MODELS, REPO, SENTIMENT_CORPUS, TOXICITY_CORPUS
 from review_analysis.training import absa
 from review_analysis.training.datasets import load_corpus_sentences, load_toxicity_comments
@@ -86,9 +85,7 @@ def main() -> None:
         speedup = sum(times["float32"]) / sum(times["bfloat16"])
         report[name] = {**times, "bfloat16_speedup": round(speedup, 2)}
         print(name, report[name], flush=True)
-    print(json.dumps(report, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    publish(report, args.json)
 
 
 if __name__ == "__main__":
