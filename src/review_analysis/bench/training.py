@@ -26,6 +26,7 @@ from review_analysis.training.datasets import load_corpus_sentences, load_toxici
 from review_analysis.training.finetune import default_encoder_dir, fine_tune, load_classifier
 
 BATCH_SIZE = 32
+SUBJECTS = ("absa", "toxicity", "sentiment")
 
 
 def subject(name: str) -> tuple[torch.nn.Module, object, list[dict[str, list[int]]], int]:
@@ -72,7 +73,9 @@ def seconds_per_batch(name: str, batches: int, rounds: int) -> dict[str, list[fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--subjects", nargs="+", default=["absa", "toxicity", "sentiment"])
+    parser.add_argument(
+        "--subjects", nargs="+", choices=SUBJECTS, default=list(SUBJECTS), help="recipes to time"
+    )
     parser.add_argument("--batches", type=int, default=25, help="timed batches per round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
